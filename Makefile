@@ -1,0 +1,42 @@
+# emrwatch — the two commands a newcomer needs are `make demo` and `make test`.
+
+CARGO ?= cargo
+DEMO_BIN := target/demo/emrwatch
+DEMO_STORE := target/demo-store
+
+.PHONY: demo test build lint fmt sample clean-demo
+
+## Build (profile `demo`, see README "Build profiles"), ingest data/sample/, run a few queries.
+demo: $(DEMO_BIN)
+	rm -rf $(DEMO_STORE)
+	$(DEMO_BIN) ingest data/sample/ --store $(DEMO_STORE)
+	@echo; echo "== Events per action"
+	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT action, count(*) AS events, count(DISTINCT patient_id) AS patients FROM access_events GROUP BY action ORDER BY events DESC"
+	@echo; echo "== Who opened the most distinct charts"
+	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT user_id, user_role, count(DISTINCT patient_id) AS patients, count(*) AS events FROM access_events GROUP BY 1, 2 ORDER BY patients DESC LIMIT 5"
+	@echo; echo "== Break-the-glass overrides per day"
+	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT event_date, count(*) AS overrides, count(DISTINCT user_id) AS users FROM access_events WHERE action = 'break_glass' GROUP BY 1 ORDER BY 1"
+	@echo; echo "== Failed logins by source address"
+	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT src_ip, count(*) AS failures FROM access_events WHERE action = 'login_failed' GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+	@echo; echo "Try it yourself: $(DEMO_BIN) sql --store $(DEMO_STORE)"
+
+# Cargo decides whether anything needs rebuilding.
+.PHONY: $(DEMO_BIN)
+$(DEMO_BIN):
+	$(CARGO) build --profile demo --bin emrwatch
+
+## Every test: unit tests and the one integration-test binary (dev profile, one build).
+test:
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate the committed sample archive (deterministic).
+sample:
+	rm -rf data/sample
+	$(CARGO) run --profile demo -- gen --out data/sample --events 4000 --days 4 --staff 120 --patients 3000 --seed 2026

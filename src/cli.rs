@@ -1,0 +1,154 @@
+//! Command-line arguments (clap). These structs only parse and validate;
+//! [`crate::commands`] turns them into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::Format;
+use crate::sql::output::OutputFormat;
+
+/// Catch inappropriate access to patient records in EMR audit logs.
+#[derive(Debug, Parser)]
+#[command(name = "emrwatch", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read access logs into the store's `access_events` table.
+    #[command(after_help = INGEST_EXAMPLES)]
+    Ingest(IngestArgs),
+    /// Run SQL over the store: one statement with -e/-f, or an interactive shell.
+    #[command(after_help = SQL_EXAMPLES)]
+    Sql(SqlArgs),
+    /// Write a synthetic FHIR AuditEvent archive (deterministic for a seed).
+    #[command(after_help = GEN_EXAMPLES)]
+    Gen(GenArgs),
+}
+
+const INGEST_EXAMPLES: &str = "\
+Examples:
+  emrwatch ingest data/sample/ --store ./emrwatch-store
+  emrwatch ingest 'archive/**/*.ndjson.gz' --format ndjson --mapping mapping.toml
+  emrwatch ingest file:///var/log/emr/audit-2026-11-01.ndjson.zst --strict
+
+Inputs are files, folders (read recursively, hidden files skipped), file:// URLs
+or globs (quote them so emrwatch expands them). gzip and zstd are detected by
+their magic bytes. Bad records are stored in the `rejects` table with their
+source, line and reason, and counted; the run goes on unless --strict.
+Re-running the same ingest appends the records again.
+
+Exit status: 0 ok (even with rejects), 2 error.";
+
+const SQL_EXAMPLES: &str = "\
+Examples:
+  emrwatch sql -e \"SELECT user_id, count(DISTINCT patient_id) AS patients FROM access_events GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"
+  emrwatch sql -f queries/adhoc.sql --output csv > out.csv
+  emrwatch sql            # interactive: \\d lists tables, \\d access_events its columns, \\q quits
+
+Tables: access_events, rejects. SQL is read-only (no DDL, INSERT or COPY).";
+
+const GEN_EXAMPLES: &str = "\
+Examples:
+  emrwatch gen --out demo-out --events 5000 --days 7
+  emrwatch gen --out /tmp/big --events 2000000 --no-gzip";
+
+/// Where the store lives.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Store root: a folder or a URL (file://…).
+    #[arg(long, env = "EMRWATCH_STORE", default_value = "./emrwatch-store")]
+    pub store: String,
+}
+
+/// `emrwatch ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files, folders, file:// URLs or quoted globs to read.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Input format; `auto` tells FHIR from other JSON lines by the first record of each file.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    /// Field mapping TOML for `ndjson` (see README, "Mapping files").
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Decoding threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Longest accepted record (line) in bytes; longer ones are rejected without being buffered.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_record_bytes: u64,
+    /// Largest accepted single-document file (a pretty-printed FHIR resource or Bundle).
+    #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_document_bytes: u64,
+    /// Fail (exit 2, nothing stored) on the first rejected record.
+    #[arg(long)]
+    pub strict: bool,
+    /// Decode everything but store nothing (measures parsing; reports rejects).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Show a progress bar even when stderr is not a terminal (or never: --no-progress).
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `emrwatch sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Run this statement and exit.
+    #[arg(
+        short = 'e',
+        long = "execute",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    pub execute: Option<String>,
+    /// Run the statements in this file (separated by `;`) and exit.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Result format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `emrwatch gen`.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Output folder (the archive goes to OUT/logs/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of access events.
+    #[arg(long, default_value_t = 5_000)]
+    pub events: u64,
+    /// Days covered (one file per day).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// First day, YYYY-MM-DD.
+    #[arg(long, default_value = "2026-11-01")]
+    pub start: String,
+    /// Workforce size.
+    #[arg(long, default_value_t = 200)]
+    pub staff: u32,
+    /// Patient population.
+    #[arg(long, default_value_t = 5_000)]
+    pub patients: u32,
+    /// Write plain .ndjson instead of .ndjson.gz.
+    #[arg(long)]
+    pub no_gzip: bool,
+}

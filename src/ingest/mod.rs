@@ -1,0 +1,564 @@
+//! Ingest: from source objects to Arrow record batches.
+//!
+//! ```text
+//! objects ─read_object─▶ decompress ─▶ frame ─▶ Work(chunk) ─decode_work─▶ Decoded(batch, rejects)
+//!          (one blocking reader thread per object, in order)   (all cores, order kept)
+//! ```
+//!
+//! [`decode_stream`] is the whole arrow: it yields one [`Decoded`] per chunk,
+//! in source order, through bounded channels so memory stays flat however
+//! large the input. Bad records never stop it: each becomes a [`Reject`].
+
+pub mod builder;
+pub mod fhir;
+pub mod framing;
+pub mod json;
+pub mod mapping;
+pub mod ndjson;
+pub mod source;
+pub mod timestamp;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use futures::{Stream, StreamExt};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use self::builder::AccessBuilder;
+use self::fhir::FhirDecoder;
+use self::framing::{Chunk, DocumentFramer, JsonLayout, LineFramer, SAMPLE_LEN, sniff_json_layout};
+use self::mapping::Mapping;
+use self::ndjson::NdjsonDecoder;
+use self::source::{Compression, SourceObject};
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Tell each object's format from its first record.
+    Auto,
+    /// HL7 FHIR AuditEvent (R4/R5), NDJSON or a Bundle / single resource per file.
+    Fhir,
+    /// JSON lines with a field mapping (`--mapping`).
+    Ndjson,
+}
+
+/// Settings of one ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// The format of every input, or `Auto`.
+    pub format: Format,
+    /// Field mapping for `ndjson`.
+    pub mapping: Arc<Mapping>,
+    /// Longest accepted line-delimited record.
+    pub max_record_bytes: usize,
+    /// Largest accepted whole-file document.
+    pub max_document_bytes: usize,
+    /// Decoding threads.
+    pub threads: usize,
+    /// Approximate bytes of records per decoded chunk (and per batch).
+    pub chunk_bytes: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            format: Format::Auto,
+            mapping: Arc::new(Mapping::default()),
+            max_record_bytes: 1 << 20,
+            max_document_bytes: 64 << 20,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            chunk_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A record that could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Source object URL.
+    pub source: Arc<str>,
+    /// 1-based line number (0 when the object as a whole could not be read).
+    pub line: u64,
+    /// Byte offset of the record in the decompressed object.
+    pub offset: u64,
+    /// Why.
+    pub reason: String,
+    /// The first bytes of the record.
+    pub sample: Vec<u8>,
+}
+
+/// Collects the rejects of one chunk; decoders report through it.
+#[derive(Debug)]
+pub struct RecordSink {
+    source: Arc<str>,
+    offset: u64,
+    sample: Vec<u8>,
+    rejects: Vec<Reject>,
+}
+
+impl RecordSink {
+    fn new(source: Arc<str>) -> Self {
+        Self {
+            source,
+            offset: 0,
+            sample: Vec::with_capacity(SAMPLE_LEN),
+            rejects: Vec::new(),
+        }
+    }
+
+    fn begin(&mut self, offset: u64, record: &[u8]) {
+        self.offset = offset;
+        self.sample.clear();
+        self.sample
+            .extend_from_slice(&record[..record.len().min(SAMPLE_LEN)]);
+    }
+
+    /// Rejects (part of) the current record.
+    pub fn reject(&mut self, line: u64, reason: String) {
+        self.rejects.push(Reject {
+            source: self.source.clone(),
+            line,
+            offset: self.offset,
+            reason,
+            sample: self.sample.clone(),
+        });
+    }
+}
+
+/// What became of one record (a Bundle record may hold many resources).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// Rows appended.
+    pub stored: usize,
+    /// Rejects reported.
+    pub rejected: usize,
+    /// Resources skipped as not relevant (not AuditEvents).
+    pub skipped: usize,
+}
+
+impl RecordOutcome {
+    /// `n` rows stored.
+    pub fn stored(n: usize) -> Self {
+        Self {
+            stored: n,
+            ..Self::default()
+        }
+    }
+    /// One reject.
+    pub fn rejected() -> Self {
+        Self {
+            rejected: 1,
+            ..Self::default()
+        }
+    }
+    /// One resource skipped.
+    pub fn skipped() -> Self {
+        Self {
+            skipped: 1,
+            ..Self::default()
+        }
+    }
+    /// Adds another outcome into this one.
+    pub fn merge(&mut self, o: Self) {
+        self.stored += o.stored;
+        self.rejected += o.rejected;
+        self.skipped += o.skipped;
+    }
+}
+
+/// A decoded chunk.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Source object URL.
+    pub source: Arc<str>,
+    /// The rows, in [`crate::schema::access_events`].
+    pub batch: RecordBatch,
+    /// Records that were rejected.
+    pub rejects: Vec<Reject>,
+    /// Records framed (stored or rejected, one Bundle counts once).
+    pub records: u64,
+    /// Resources skipped as not AuditEvents.
+    pub skipped: u64,
+    /// Decompressed bytes of the records.
+    pub bytes: u64,
+    /// Compressed bytes read from the object since the previous chunk.
+    pub read_bytes: u64,
+}
+
+/// The decoder for one format (enum, not a plugin registry: our formats are fixed).
+#[derive(Debug)]
+pub enum Decoder {
+    /// FHIR AuditEvent.
+    Fhir(FhirDecoder),
+    /// Mapped JSON lines.
+    Ndjson(NdjsonDecoder),
+}
+
+/// A chunk on its way to a decoder.
+#[derive(Debug)]
+pub struct Work {
+    /// The records.
+    pub chunk: Chunk,
+    /// Their format (never `Auto`).
+    pub format: Format,
+    /// Compressed bytes read from the object since the previous chunk.
+    pub read_bytes: u64,
+}
+
+/// Decodes one chunk into a batch and its rejects.
+pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
+    let Work {
+        mut chunk,
+        format,
+        read_bytes,
+    } = work;
+    let mut decoder = match format {
+        Format::Ndjson => Decoder::Ndjson(NdjsonDecoder::new(mapping.clone())),
+        Format::Fhir | Format::Auto => Decoder::Fhir(FhirDecoder::default()),
+    };
+    let mut builder = AccessBuilder::with_capacity(chunk.spans.len());
+    let mut sink = RecordSink::new(chunk.source.clone());
+    for r in chunk.rejects.drain(..) {
+        sink.rejects.push(Reject {
+            source: chunk.source.clone(),
+            line: r.line,
+            offset: r.offset,
+            reason: r.reason,
+            sample: r.sample,
+        });
+    }
+    let mut skipped = 0u64;
+    let mut bytes = 0u64;
+    for span in &chunk.spans {
+        let len = span.end - span.start;
+        bytes += len as u64;
+        sink.begin(span.offset, &chunk.buf[span.start..span.end]);
+        let buf = &mut chunk.buf[span.start..];
+        let outcome = match &mut decoder {
+            Decoder::Fhir(d) => d.decode(buf, len, span.line, &mut builder, &mut sink),
+            Decoder::Ndjson(d) => d.decode(buf, len, span.line, &mut builder, &mut sink),
+        };
+        skipped += outcome.skipped as u64;
+    }
+    let records = (chunk.spans.len() + chunk.rejects.len()) as u64
+        + sink.rejects.iter().filter(|r| r.line == 0).count() as u64;
+    Decoded {
+        batch: builder.finish(&chunk.source),
+        source: chunk.source,
+        rejects: sink.rejects,
+        records,
+        skipped,
+        bytes,
+        read_bytes,
+    }
+}
+
+/// Reads `objects` in order and yields their decoded chunks in order.
+///
+/// Decoding runs on `opts.threads` blocking threads; at most about
+/// `2 × threads` chunks are in flight, which bounds memory.
+pub fn decode_stream(
+    objects: Vec<SourceObject>,
+    opts: &IngestOptions,
+) -> impl Stream<Item = Decoded> + use<> {
+    let threads = opts.threads.max(1);
+    let (tx, rx) = mpsc::channel::<Work>(threads * 2);
+    let read_opts = opts.clone();
+    tokio::spawn(async move {
+        let tx_probe = tx.clone();
+        for obj in objects {
+            let tx = tx.clone();
+            let ro = read_opts.clone();
+            let handle = Handle::current();
+            let done =
+                tokio::task::spawn_blocking(move || read_object(&handle, obj, &ro, tx)).await;
+            if done.is_err() || read_tx_closed(&tx_probe) {
+                break;
+            }
+        }
+    });
+    let mapping = opts.mapping.clone();
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) })
+        .map(move |work| {
+            let mapping = mapping.clone();
+            tokio::task::spawn_blocking(move || decode_work(work, &mapping))
+        })
+        .buffered(threads)
+        .map(|r| r.expect("decoder thread panicked"))
+}
+
+fn read_tx_closed(tx: &mpsc::Sender<Work>) -> bool {
+    tx.is_closed()
+}
+
+/// Receives decompressed bytes, frames them and sends chunks on.
+struct FrameSink {
+    source: Arc<str>,
+    framing: Framing,
+    format: Format,
+    opts: IngestOptions,
+    tx: Option<mpsc::Sender<Work>>,
+    read_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+enum Framing {
+    Undecided(Vec<u8>),
+    Lines(LineFramer),
+    Document(DocumentFramer),
+    #[default]
+    Closed,
+}
+
+impl FrameSink {
+    fn new(obj: &SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) -> Self {
+        Self {
+            source: obj.url.clone(),
+            framing: Framing::Undecided(Vec::new()),
+            format: opts.format,
+            opts: opts.clone(),
+            tx: Some(tx),
+            read_bytes: 0,
+        }
+    }
+
+    fn push(&mut self, data: &[u8], at_eof: bool) {
+        if let Framing::Undecided(head) = &mut self.framing {
+            head.extend_from_slice(data);
+            let layout = sniff_json_layout(head, at_eof).or_else(|| {
+                // A first line longer than any record: let the line framer reject it.
+                (head.len() > self.opts.max_record_bytes).then_some(JsonLayout::Lines)
+            });
+            let Some(layout) = layout else { return };
+            let head = std::mem::take(head);
+            self.framing = match layout {
+                JsonLayout::Lines => Framing::Lines(LineFramer::new(
+                    self.source.clone(),
+                    self.opts.max_record_bytes,
+                    self.opts.chunk_bytes,
+                )),
+                JsonLayout::Document => Framing::Document(DocumentFramer::new(
+                    self.source.clone(),
+                    self.opts.max_document_bytes,
+                )),
+            };
+            return self.push(&head, at_eof);
+        }
+        let mut ready = Vec::new();
+        match &mut self.framing {
+            Framing::Lines(f) => f.push(data, &mut |c| ready.push(c)),
+            Framing::Document(d) => d.push(data),
+            Framing::Undecided(_) | Framing::Closed => {}
+        }
+        for chunk in ready {
+            self.send(chunk);
+        }
+    }
+
+    fn send(&mut self, chunk: Chunk) {
+        if self.format == Format::Auto {
+            if let Some(first) = chunk.spans.first() {
+                let rec = &chunk.buf[first.start..first.end];
+                self.format = if memchr::memmem::find(rec, b"\"resourceType\"").is_some() {
+                    Format::Fhir
+                } else {
+                    Format::Ndjson
+                };
+            }
+        }
+        let work = Work {
+            chunk,
+            format: self.format,
+            read_bytes: std::mem::take(&mut self.read_bytes),
+        };
+        if let Some(tx) = &self.tx {
+            if tx.blocking_send(work).is_err() {
+                // The consumer is gone (error or cancellation): stop reading.
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Ends the object, adding `extra` (a stream error) as a reject after the last record.
+    fn finish(&mut self, extra: Option<String>) {
+        if let Framing::Undecided(_) = self.framing {
+            self.push(&[], true);
+        }
+        let mut chunk = match std::mem::take(&mut self.framing) {
+            Framing::Lines(f) => f.finish(),
+            Framing::Document(d) => d.finish(),
+            Framing::Undecided(_) | Framing::Closed => Chunk {
+                source: self.source.clone(),
+                ..Chunk::default()
+            },
+        };
+        if let Some(reason) = extra {
+            let line = chunk.spans.last().map_or(1, |s| s.line + 1);
+            chunk.rejects.push(framing::FrameReject {
+                line,
+                offset: 0,
+                reason,
+                sample: Vec::new(),
+            });
+        }
+        if !chunk.spans.is_empty() || !chunk.rejects.is_empty() || self.read_bytes > 0 {
+            self.send(chunk);
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.tx.is_none()
+    }
+}
+
+impl Write for FrameSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.push(buf, false);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Default for FrameSink {
+    fn default() -> Self {
+        Self {
+            source: "".into(),
+            framing: Framing::Closed,
+            format: Format::Auto,
+            opts: IngestOptions::default(),
+            tx: None,
+            read_bytes: 0,
+        }
+    }
+}
+
+/// Decompression in push style: compressed bytes in, decompressed bytes
+/// written on into the [`FrameSink`].
+enum Decompressor {
+    Plain(FrameSink),
+    Gzip(Box<flate2::write::MultiGzDecoder<FrameSink>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, FrameSink>>),
+}
+
+impl Decompressor {
+    fn new(kind: Compression, sink: FrameSink) -> std::io::Result<Self> {
+        Ok(match kind {
+            Compression::None => Self::Plain(sink),
+            Compression::Gzip => Self::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink))),
+            Compression::Zstd => Self::Zstd(Box::new(zstd::stream::write::Decoder::new(sink)?)),
+        })
+    }
+
+    fn sink(&mut self) -> &mut FrameSink {
+        match self {
+            Self::Plain(s) => s,
+            Self::Gzip(d) => d.get_mut(),
+            Self::Zstd(d) => d.get_mut(),
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(data),
+            Self::Gzip(d) => d.write_all(data),
+            Self::Zstd(d) => d.write_all(data),
+        }
+    }
+
+    /// Flushes the decompressor; returns the sink and the error that ended the stream, if any.
+    fn finish(mut self) -> (FrameSink, Option<String>) {
+        let err = match &mut self {
+            Self::Plain(_) => None,
+            Self::Gzip(d) => d.try_finish().err().map(|e| {
+                format!("truncated or corrupt gzip stream ({e}); records after the damage are lost")
+            }),
+            Self::Zstd(d) => d.flush().err().map(|e| {
+                format!("truncated or corrupt zstd stream ({e}); records after the damage are lost")
+            }),
+        };
+        let sink = std::mem::take(self.sink());
+        (sink, err)
+    }
+}
+
+/// Reads one object to the end (on a blocking thread), sending its chunks to `tx`.
+fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) {
+    let mut sink = FrameSink::new(&obj, opts, tx);
+    let mut stream = match handle.block_on(object_store::ObjectStoreExt::get(
+        obj.store.as_ref(),
+        &obj.path,
+    )) {
+        Ok(r) => r.into_stream(),
+        Err(e) => {
+            let mut chunk = Chunk {
+                source: obj.url.clone(),
+                ..Chunk::default()
+            };
+            chunk.rejects.push(framing::FrameReject {
+                line: 0,
+                offset: 0,
+                reason: format!("cannot read object: {e}"),
+                sample: Vec::new(),
+            });
+            sink.send(chunk);
+            return;
+        }
+    };
+    let mut head: Vec<u8> = Vec::new();
+    let mut decomp: Option<Decompressor> = None;
+    let mut stream_error = None;
+    let mut sink = Some(sink);
+    while let Some(next) = handle.block_on(stream.next()) {
+        let bytes = match next {
+            Ok(b) => b,
+            Err(e) => {
+                stream_error = Some(format!("read error, rest of object skipped: {e}"));
+                break;
+            }
+        };
+        let data: &[u8] = if decomp.is_none() {
+            head.extend_from_slice(&bytes);
+            if head.len() < 4 {
+                continue;
+            }
+            let mut s = sink.take().expect("sink until decompressor exists");
+            s.read_bytes += head.len() as u64;
+            match Decompressor::new(Compression::sniff(&head), s) {
+                Ok(d) => decomp = Some(d),
+                Err(e) => {
+                    stream_error = Some(format!("cannot start decompression: {e}"));
+                    break;
+                }
+            }
+            &std::mem::take(&mut head)
+        } else {
+            decomp.as_mut().expect("set").sink().read_bytes += bytes.len() as u64;
+            &bytes
+        };
+        let d = decomp.as_mut().expect("set");
+        if let Err(e) = d.write_all(data) {
+            stream_error = Some(format!(
+                "corrupt compressed data ({e}); the rest of the object is skipped"
+            ));
+            break;
+        }
+        if d.sink().closed() {
+            return;
+        }
+    }
+    let (mut sink, err) = match decomp {
+        Some(d) => d.finish(),
+        None => {
+            // Fewer than 4 bytes in all: plain.
+            let mut s = sink.take().expect("sink without decompressor");
+            s.read_bytes += head.len() as u64;
+            s.push(&head, false);
+            (s, None)
+        }
+    };
+    sink.finish(stream_error.or(err));
+}

@@ -1,0 +1,22 @@
+//! emrwatch finds inappropriate access to patient records.
+//!
+//! The pipeline, one function per arrow:
+//! [`ingest::source::resolve`] turns paths, URLs and globs into objects;
+//! [`ingest::decode_stream`] reads each object (decompressing gzip/zstd by
+//! magic bytes), frames it into records ([`ingest::framing`]), and decodes
+//! chunks of records in parallel with simd-json straight into Arrow builders
+//! ([`ingest::fhir`], [`ingest::ndjson`]); [`store::TableWriter`] appends the
+//! batches to Delta Lake tables in one atomic commit per run; and
+//! [`sql::session::open`] registers those tables in a DataFusion session for
+//! SQL. Bad records never stop a run: they become rows of the `rejects` table.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod ingest;
+pub mod schema;
+pub mod sql;
+pub mod store;
+pub mod synth;
+
+pub use error::{Error, Result};

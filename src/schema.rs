@@ -1,0 +1,146 @@
+//! The canonical Arrow schemas (see `DESIGN.md`, "Canonical tables").
+//!
+//! Every decoder fills exactly these columns, so detection rules and analysts
+//! see one shape whatever the source format was.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// When the access happened (UTC, microseconds).
+pub const TS: &str = "ts";
+/// The workforce member acting.
+pub const USER_ID: &str = "user_id";
+/// Role at the time of access.
+pub const USER_ROLE: &str = "user_role";
+/// The user's department or unit.
+pub const DEPARTMENT: &str = "department";
+/// MRN of the patient whose record was touched.
+pub const PATIENT_ID: &str = "patient_id";
+/// Normalised action (view, create, update, …).
+pub const ACTION: &str = "action";
+/// Chart section or module.
+pub const RESOURCE: &str = "resource";
+/// success or failure.
+pub const OUTCOME: &str = "outcome";
+/// Device or terminal id.
+pub const WORKSTATION: &str = "workstation";
+/// Network address of the client.
+pub const SRC_IP: &str = "src_ip";
+/// Session identifier.
+pub const SESSION_ID: &str = "session_id";
+/// Reporting system (EMR, PACS, portal…).
+pub const APP: &str = "app";
+/// Provenance: the URL of the source object.
+pub const SOURCE: &str = "source";
+/// Provenance: the 1-based line number in the (decompressed) source object.
+pub const SOURCE_LINE: &str = "source_line";
+/// Partition column of the stored tables: the UTC date of `ts`.
+pub const EVENT_DATE: &str = "event_date";
+
+/// The normalised values of the `action` column.
+pub const ACTIONS: &[&str] = &[
+    "view",
+    "create",
+    "update",
+    "delete",
+    "print",
+    "export",
+    "query",
+    "login",
+    "logout",
+    "login_failed",
+    "break_glass",
+];
+
+/// Dictionary type used for low-cardinality string columns.
+pub fn dict_utf8() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The timestamp type of every `ts` column.
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// `access_events` as the decoders build it: low-cardinality columns are
+/// dictionary-encoded so a batch of a million rows holds each role, action and
+/// source URL once.
+///
+/// `source_line` is Int64 rather than the UInt64 of DESIGN.md because Delta Lake
+/// (and so Spark, Trino and DuckDB reading our tables) has no unsigned integers.
+pub fn access_events() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(TS, ts_type(), false),
+                Field::new(USER_ID, dict_utf8(), false),
+                Field::new(USER_ROLE, dict_utf8(), true),
+                Field::new(DEPARTMENT, dict_utf8(), true),
+                Field::new(PATIENT_ID, DataType::Utf8, true),
+                Field::new(ACTION, dict_utf8(), false),
+                Field::new(RESOURCE, dict_utf8(), true),
+                Field::new(OUTCOME, dict_utf8(), false),
+                Field::new(WORKSTATION, DataType::Utf8, true),
+                Field::new(SRC_IP, DataType::Utf8, true),
+                Field::new(SESSION_ID, DataType::Utf8, true),
+                Field::new(APP, dict_utf8(), true),
+                Field::new(SOURCE, dict_utf8(), false),
+                Field::new(SOURCE_LINE, DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// The schema a table has in the store: dictionaries become plain strings
+/// (Parquet dictionary-encodes them on its own and Delta has no dictionary
+/// type), and the `event_date` partition column is added.
+pub fn stored(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, value) => {
+                Field::new(f.name(), value.as_ref().clone(), f.is_nullable())
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    fields.push(Field::new(EVENT_DATE, DataType::Date32, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Column names of the `rejects` table.
+pub mod rejects {
+    /// When the reject was recorded (UTC): rejects have no trustworthy event time.
+    pub const INGESTED_AT: &str = "ingested_at";
+    /// URL of the source object.
+    pub const SOURCE: &str = "source";
+    /// 1-based line number in the decompressed source (0 when the whole object failed).
+    pub const LINE: &str = "line";
+    /// Byte offset of the record in the decompressed source.
+    pub const BYTE_OFFSET: &str = "byte_offset";
+    /// Why the record was rejected.
+    pub const REASON: &str = "reason";
+    /// The first 256 bytes of the record, for whoever fixes the exporter.
+    pub const SAMPLE: &str = "sample";
+}
+
+/// `rejects`: one row per record that could not be stored.
+pub fn rejects() -> SchemaRef {
+    use rejects::*;
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(INGESTED_AT, ts_type(), false),
+                Field::new(SOURCE, DataType::Utf8, false),
+                Field::new(LINE, DataType::Int64, false),
+                Field::new(BYTE_OFFSET, DataType::Int64, false),
+                Field::new(REASON, DataType::Utf8, false),
+                Field::new(SAMPLE, DataType::Binary, true),
+            ]))
+        })
+        .clone()
+}

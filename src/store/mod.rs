@@ -1,0 +1,220 @@
+//! The store: Delta Lake tables under one root URL (`access_events`,
+//! `rejects`), partitioned by event date.
+//!
+//! Writing goes through `deltalake`'s streaming [`RecordBatchWriter`]: Parquet
+//! files are encoded as batches arrive and become visible only with the one
+//! commit at the end of a run, so a crash never leaves half a run behind.
+//! Reading goes through [`provider::DeltaScan`], which hands DataFusion exactly
+//! the files of the table's current version.
+
+pub mod provider;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{Schema, SchemaRef};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructField, StructType};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::schema;
+
+/// Names of the tables a store holds.
+pub const TABLES: &[&str] = &["access_events", "rejects"];
+
+/// A store root: a local folder or an object-store URL.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: Url,
+}
+
+impl Store {
+    /// A store at `root` (a path or URL). Nothing is created until a table is written.
+    pub fn new(root: &str) -> Result<Self> {
+        let url = if root.contains("://") {
+            Url::parse(root).map_err(|e| Error::Input {
+                input: root.to_string(),
+                reason: format!("not a valid store URL: {e}"),
+            })?
+        } else {
+            let abs = crate::ingest::source::absolute_path(std::path::Path::new(root))?;
+            Url::from_directory_path(&abs).map_err(|()| Error::Input {
+                input: root.to_string(),
+                reason: "not a usable store folder".into(),
+            })?
+        };
+        let mut root = url;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(Self { root })
+    }
+
+    /// The root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    fn table_url(&self, name: &str) -> Result<Url> {
+        self.root
+            .join(&format!("{name}/"))
+            .map_err(|e| Error::Input {
+                input: self.root.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn err(&self, source: DeltaTableError) -> Error {
+        Error::Store {
+            root: self.root.to_string(),
+            source,
+        }
+    }
+
+    /// Opens a table; `None` when it has never been written.
+    pub async fn open(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let url = self.table_url(name)?;
+        if url.scheme() == "file" {
+            let dir = url.to_file_path().unwrap_or_default();
+            if !dir.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Opens a table, creating it with `schema` (partitioned by `event_date`) if it does not exist.
+    pub async fn open_or_create(&self, name: &str, schema: &Schema) -> Result<DeltaTable> {
+        if let Some(t) = self.open(name).await? {
+            return Ok(t);
+        }
+        let url = self.table_url(name)?;
+        if url.scheme() == "file" {
+            std::fs::create_dir_all(url.to_file_path().unwrap_or_default())?;
+        }
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(|e| self.err(e))?;
+        let stored = schema::stored(schema);
+        let delta_schema: StructType = stored
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| self.err(e.into()))?;
+        let columns: Vec<StructField> = delta_schema.fields().cloned().collect();
+        table
+            .create()
+            .with_table_name(name)
+            .with_columns(columns)
+            .with_partition_columns(vec![schema::EVENT_DATE])
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// A writer appending to table `name` (created if needed).
+    pub async fn writer(&self, name: &str, schema: &Schema) -> Result<TableWriter> {
+        let table = self.open_or_create(name, schema).await?;
+        let writer = RecordBatchWriter::for_table(&table).map_err(|e| self.err(e))?;
+        Ok(TableWriter {
+            store: self.clone(),
+            table,
+            writer,
+            stored_schema: schema::stored(schema),
+            rows: 0,
+        })
+    }
+}
+
+/// Appends batches to one table; nothing is visible until [`TableWriter::commit`].
+pub struct TableWriter {
+    store: Store,
+    table: DeltaTable,
+    writer: RecordBatchWriter,
+    stored_schema: SchemaRef,
+    rows: u64,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter")
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl TableWriter {
+    /// Appends a batch in its canonical (in-memory) schema; `ts_column` names
+    /// the timestamp its partition date is taken from.
+    pub async fn write(&mut self, batch: &RecordBatch, ts_column: &str) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let stored = to_stored(batch, &self.stored_schema, ts_column)?;
+        self.rows += stored.num_rows() as u64;
+        self.writer
+            .write(stored)
+            .await
+            .map_err(|e| self.store.err(e))
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Commits everything written, as one Delta version with `metadata`
+    /// (run id, counts) in its commit info. Returns the new version, or `None`
+    /// when nothing was written.
+    pub async fn commit(self, metadata: HashMap<String, serde_json::Value>) -> Result<Option<i64>> {
+        let Self {
+            store,
+            mut table,
+            writer,
+            rows,
+            ..
+        } = self;
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut writer =
+            writer.with_commit_properties(CommitProperties::default().with_metadata(metadata));
+        let version = writer
+            .flush_and_commit(&mut table)
+            .await
+            .map_err(|e| store.err(e))?;
+        Ok(Some(version as i64))
+    }
+}
+
+/// Casts dictionary columns to plain strings and adds `event_date` from `ts_column`.
+fn to_stored(batch: &RecordBatch, stored: &SchemaRef, ts_column: &str) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(stored.fields().len());
+    for (col, field) in batch.columns().iter().zip(stored.fields()) {
+        if col.data_type() == field.data_type() {
+            columns.push(col.clone());
+        } else {
+            columns.push(cast(col, field.data_type())?);
+        }
+    }
+    let ts = batch
+        .column_by_name(ts_column)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no {ts_column} column")))?;
+    let dates: Date32Array = ts
+        .values()
+        .iter()
+        .map(|us| us.div_euclid(86_400_000_000) as i32)
+        .collect::<Vec<_>>()
+        .into();
+    debug_assert_eq!(ts.null_count(), 0);
+    columns.push(Arc::new(dates));
+    Ok(RecordBatch::try_new(stored.clone(), columns)?)
+}

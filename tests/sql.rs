@@ -1,0 +1,127 @@
+//! `emrwatch sql`: one-shot and shell, output formats, clear errors, read-only.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::common::*;
+
+fn loaded_store(dir: &std::path::Path) -> std::path::PathBuf {
+    let store = dir.join("store");
+    let out = ingest(&store, &[&fixture("fhir/variants.ndjson")], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    store
+}
+
+#[test]
+fn output_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let st = store.to_str().unwrap();
+    let sql = "SELECT action, count(*) AS n FROM access_events WHERE action IN ('login', 'logout') GROUP BY action ORDER BY action";
+    let csv =
+        String::from_utf8(ok(&["sql", "--store", st, "-o", "csv", "-e", sql]).stdout).unwrap();
+    assert_eq!(csv, "action,n\nlogin,1\nlogout,1\n");
+    let json =
+        String::from_utf8(ok(&["sql", "--store", st, "-o", "json", "-e", sql]).stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"action": "login", "n": 1}, {"action": "logout", "n": 1}])
+    );
+    let table = String::from_utf8(ok(&["sql", "--store", st, "-e", sql]).stdout).unwrap();
+    assert!(table.contains("| login  | 1 |"), "{table}");
+}
+
+#[test]
+fn sql_mistakes_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let out = run(&[
+        "sql",
+        "--store",
+        store.to_str().unwrap(),
+        "-e",
+        "SELECT nope FROM access_events",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn sql_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let st = store.to_str().unwrap();
+    let target = dir.path().join("copy.csv");
+    for stmt in [
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "DROP TABLE access_events".to_string(),
+        format!("COPY access_events TO '{}'", target.display()),
+        "INSERT INTO access_events SELECT * FROM access_events".to_string(),
+    ] {
+        let out = run(&["sql", "--store", st, "-e", &stmt]);
+        assert_eq!(out.status.code(), Some(2), "{stmt} must fail");
+    }
+    assert!(!target.exists());
+    assert_eq!(scalar(&store, "SELECT count(*) FROM access_events"), 12);
+}
+
+#[test]
+fn a_new_store_has_empty_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("empty");
+    assert_eq!(scalar(&store, "SELECT count(*) FROM access_events"), 0);
+    assert_eq!(scalar(&store, "SELECT count(*) FROM rejects"), 0);
+}
+
+#[test]
+fn shell_reads_statements_and_backslash_commands_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let mut child = emrwatch()
+        .args(["sql", "--store", store.to_str().unwrap(), "-o", "csv"])
+        .env("HOME", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\\d\n\\d access_events\nSELECT count(*)\n AS n FROM access_events;\nSELECT bad syntax here;\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(stdout.contains("access_events\nrejects\n"), "{stdout}");
+    assert!(stdout.contains("patient_id,Utf8,YES"), "{stdout}");
+    assert!(stdout.contains("n\n12\n"), "{stdout}");
+    assert!(
+        stderr(&out).contains("error:"),
+        "a bad statement is reported and the shell goes on"
+    );
+}
+
+#[test]
+fn store_files_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let mut checked = 0;
+    let mut stack = vec![store];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", e.path().display());
+            checked += 1;
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert!(checked > 3);
+}

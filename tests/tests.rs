@@ -1,0 +1,9 @@
+//! The one integration-test binary (one link for every test; see Cargo.toml).
+
+mod common;
+mod external;
+mod fhir;
+mod ingest_bad_input;
+mod ndjson;
+mod roundtrip;
+mod sql;
