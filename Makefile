@@ -1,12 +1,12 @@
 # emrwatch — the two commands a newcomer needs are `make demo` and `make test`.
 
 CARGO ?= cargo
-DEMO_BIN := target/demo/emrwatch
+DEMO_BIN := target/debug/emrwatch
 DEMO_STORE := target/demo-store
 
 .PHONY: demo test build lint fmt sample clean-demo
 
-## Build (profile `demo`, see README "Build profiles"), ingest data/sample/, run a few queries.
+## Build (the dev profile shared with the tests, see README "Build profiles"), ingest data/sample/, run a few queries.
 demo: $(DEMO_BIN)
 	rm -rf $(DEMO_STORE)
 	$(DEMO_BIN) ingest data/sample/ --store $(DEMO_STORE)
@@ -23,7 +23,7 @@ demo: $(DEMO_BIN)
 # Cargo decides whether anything needs rebuilding.
 .PHONY: $(DEMO_BIN)
 $(DEMO_BIN):
-	$(CARGO) build --profile demo --bin emrwatch
+	$(CARGO) build --bin emrwatch
 
 ## Every test: unit tests and the one integration-test binary (dev profile, one build).
 test:
@@ -39,4 +39,4 @@ fmt:
 ## Regenerate the committed sample archive (deterministic).
 sample:
 	rm -rf data/sample
-	$(CARGO) run --profile demo -- gen --out data/sample --events 4000 --days 4 --staff 120 --patients 3000 --seed 2026
+	$(CARGO) run -- gen --out data/sample --events 4000 --days 4 --staff 120 --patients 3000 --seed 2026

@@ -97,15 +97,15 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
     let stream = decode_stream(objects, &opts);
     futures::pin_mut!(stream);
     while let Some(d) = stream.next().await {
-        if args.strict {
-            if let Some(r) = d.rejects.first() {
-                // Nothing is committed: the writer is dropped with the error.
-                return Err(Error::Strict {
-                    source_url: r.source.to_string(),
-                    line: r.line,
-                    reason: r.reason.clone(),
-                });
-            }
+        if args.strict
+            && let Some(r) = d.rejects.first()
+        {
+            // Nothing is committed: the writer is dropped with the error.
+            return Err(Error::Strict {
+                source_url: r.source.to_string(),
+                line: r.line,
+                reason: r.reason.clone(),
+            });
         }
         summary.read_bytes += d.read_bytes;
         summary.bytes += d.bytes;

@@ -358,26 +358,26 @@ impl FrameSink {
     }
 
     fn send(&mut self, chunk: Chunk) {
-        if self.format == Format::Auto {
-            if let Some(first) = chunk.spans.first() {
-                let rec = &chunk.buf[first.start..first.end];
-                self.format = if memchr::memmem::find(rec, b"\"resourceType\"").is_some() {
-                    Format::Fhir
-                } else {
-                    Format::Ndjson
-                };
-            }
+        if self.format == Format::Auto
+            && let Some(first) = chunk.spans.first()
+        {
+            let rec = &chunk.buf[first.start..first.end];
+            self.format = if memchr::memmem::find(rec, b"\"resourceType\"").is_some() {
+                Format::Fhir
+            } else {
+                Format::Ndjson
+            };
         }
         let work = Work {
             chunk,
             format: self.format,
             read_bytes: std::mem::take(&mut self.read_bytes),
         };
-        if let Some(tx) = &self.tx {
-            if tx.blocking_send(work).is_err() {
-                // The consumer is gone (error or cancellation): stop reading.
-                self.tx = None;
-            }
+        if let Some(tx) = &self.tx
+            && tx.blocking_send(work).is_err()
+        {
+            // The consumer is gone (error or cancellation): stop reading.
+            self.tx = None;
         }
     }
 
@@ -439,17 +439,24 @@ impl Default for FrameSink {
 /// Decompression in push style: compressed bytes in, decompressed bytes
 /// written on into the [`FrameSink`].
 enum Decompressor {
-    Plain(FrameSink),
+    Plain(Box<FrameSink>),
     Gzip(Box<flate2::write::MultiGzDecoder<FrameSink>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, FrameSink>>),
 }
 
 impl Decompressor {
-    fn new(kind: Compression, sink: FrameSink) -> std::io::Result<Self> {
+    /// On failure the sink is handed back, so the error can still be reported through it.
+    fn new(kind: Compression, sink: Box<FrameSink>) -> Result<Self, (Box<FrameSink>, std::io::Error)> {
         Ok(match kind {
             Compression::None => Self::Plain(sink),
-            Compression::Gzip => Self::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink))),
-            Compression::Zstd => Self::Zstd(Box::new(zstd::stream::write::Decoder::new(sink)?)),
+            Compression::Gzip => Self::Gzip(Box::new(flate2::write::MultiGzDecoder::new(*sink))),
+            Compression::Zstd => match zstd::stream::write::Decoder::new(FrameSink::default()) {
+                Ok(mut d) => {
+                    *d.get_mut() = *sink;
+                    Self::Zstd(Box::new(d))
+                }
+                Err(e) => return Err((sink, e)),
+            },
         })
     }
 
@@ -485,9 +492,15 @@ impl Decompressor {
     }
 }
 
+/// Where [`read_object`] is: waiting for the magic bytes, or decompressing.
+enum Reading {
+    Sniffing { sink: Box<FrameSink>, head: Vec<u8> },
+    Decoding(Decompressor),
+}
+
 /// Reads one object to the end (on a blocking thread), sending its chunks to `tx`.
 fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) {
-    let mut sink = FrameSink::new(&obj, opts, tx);
+    let mut sink = Box::new(FrameSink::new(&obj, opts, tx));
     let mut stream = match handle.block_on(object_store::ObjectStoreExt::get(
         obj.store.as_ref(),
         &obj.path,
@@ -508,10 +521,11 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
             return;
         }
     };
-    let mut head: Vec<u8> = Vec::new();
-    let mut decomp: Option<Decompressor> = None;
+    let mut state = Reading::Sniffing {
+        sink,
+        head: Vec::new(),
+    };
     let mut stream_error = None;
-    let mut sink = Some(sink);
     while let Some(next) = handle.block_on(stream.next()) {
         let bytes = match next {
             Ok(b) => b,
@@ -520,44 +534,54 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
                 break;
             }
         };
-        let data: &[u8] = if decomp.is_none() {
-            head.extend_from_slice(&bytes);
-            if head.len() < 4 {
-                continue;
+        let written = match state {
+            Reading::Decoding(ref mut d) => {
+                d.sink().read_bytes += bytes.len() as u64;
+                d.write_all(&bytes)
             }
-            let mut s = sink.take().expect("sink until decompressor exists");
-            s.read_bytes += head.len() as u64;
-            match Decompressor::new(Compression::sniff(&head), s) {
-                Ok(d) => decomp = Some(d),
-                Err(e) => {
-                    stream_error = Some(format!("cannot start decompression: {e}"));
-                    break;
+            Reading::Sniffing { mut sink, mut head } => {
+                head.extend_from_slice(&bytes);
+                if head.len() < 4 {
+                    state = Reading::Sniffing { sink, head };
+                    continue;
+                }
+                sink.read_bytes += head.len() as u64;
+                match Decompressor::new(Compression::sniff(&head), sink) {
+                    Ok(mut d) => {
+                        let w = d.write_all(&head);
+                        state = Reading::Decoding(d);
+                        w
+                    }
+                    Err((sink, e)) => {
+                        stream_error = Some(format!("cannot start decompression: {e}"));
+                        state = Reading::Sniffing {
+                            sink,
+                            head: Vec::new(),
+                        };
+                        break;
+                    }
                 }
             }
-            &std::mem::take(&mut head)
-        } else {
-            decomp.as_mut().expect("set").sink().read_bytes += bytes.len() as u64;
-            &bytes
         };
-        let d = decomp.as_mut().expect("set");
-        if let Err(e) = d.write_all(data) {
+        if let Err(e) = written {
             stream_error = Some(format!(
                 "corrupt compressed data ({e}); the rest of the object is skipped"
             ));
             break;
         }
-        if d.sink().closed() {
+        if let Reading::Decoding(d) = &mut state
+            && d.sink().closed()
+        {
             return;
         }
     }
-    let (mut sink, err) = match decomp {
-        Some(d) => d.finish(),
-        None => {
-            // Fewer than 4 bytes in all: plain.
-            let mut s = sink.take().expect("sink without decompressor");
-            s.read_bytes += head.len() as u64;
-            s.push(&head, false);
-            (s, None)
+    let (mut sink, err) = match state {
+        Reading::Decoding(d) => d.finish(),
+        // Fewer than 4 bytes in all: plain.
+        Reading::Sniffing { mut sink, head } => {
+            sink.read_bytes += head.len() as u64;
+            sink.push(&head, false);
+            (*sink, None)
         }
     };
     sink.finish(stream_error.or(err));

@@ -128,10 +128,10 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
         };
         let mut found = Vec::new();
         // A plain object first: listing a file's path as a prefix finds nothing.
-        if glob.is_none() {
-            if let Ok(meta) = store.head(&prefix).await {
-                found.push((meta.location, meta.size));
-            }
+        if glob.is_none()
+            && let Ok(meta) = store.head(&prefix).await
+        {
+            found.push((meta.location, meta.size));
         }
         if found.is_empty() {
             let mut listing = store.list(Some(&prefix));
@@ -148,10 +148,10 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
                 if rel.iter().any(|p| p.starts_with('.')) {
                     continue;
                 }
-                if let Some(m) = &matcher {
-                    if !m.is_match(rel.join("/")) {
-                        continue;
-                    }
+                if let Some(m) = &matcher
+                    && !m.is_match(rel.join("/"))
+                {
+                    continue;
                 }
                 found.push((meta.location, meta.size));
             }
