@@ -117,47 +117,138 @@ enum Release {
     R5,
 }
 
-fn release(ev: Value<'_, '_>) -> Release {
-    if ev.get("event").is_some() || ev.get("participant").is_some() {
-        return Release::Dstu2;
+/// The top-level elements of an AuditEvent that the mapping reads, found in
+/// one pass over its keys (looking each up by name rescans the object, and
+/// that was a tenth of the ingest time).
+#[derive(Default, Clone, Copy)]
+struct Elements<'t, 'i> {
+    recorded: Option<Value<'t, 'i>>,
+    action: Option<Value<'t, 'i>>,
+    outcome: Option<Value<'t, 'i>>,
+    type_: Option<Value<'t, 'i>>,
+    subtype: Option<Value<'t, 'i>>,
+    category: Option<Value<'t, 'i>>,
+    code: Option<Value<'t, 'i>>,
+    agent: Option<Value<'t, 'i>>,
+    entity: Option<Value<'t, 'i>>,
+    patient: Option<Value<'t, 'i>>,
+    source: Option<Value<'t, 'i>>,
+    purpose_of_event: Option<Value<'t, 'i>>,
+    authorization: Option<Value<'t, 'i>>,
+    /// DSTU2 only.
+    event: Option<Value<'t, 'i>>,
+}
+
+impl<'t, 'i> Elements<'t, 'i> {
+    fn of(ev: Value<'t, 'i>) -> Self {
+        let mut e = Self::default();
+        let Some(obj) = ev.as_object() else { return e };
+        for (k, v) in obj.iter() {
+            let slot = match k {
+                "recorded" => &mut e.recorded,
+                "action" => &mut e.action,
+                "outcome" => &mut e.outcome,
+                "type" => &mut e.type_,
+                "subtype" => &mut e.subtype,
+                "category" => &mut e.category,
+                "code" => &mut e.code,
+                "agent" => &mut e.agent,
+                "entity" => &mut e.entity,
+                "patient" => &mut e.patient,
+                "source" => &mut e.source,
+                "purposeOfEvent" => &mut e.purpose_of_event,
+                "authorization" => &mut e.authorization,
+                "event" | "participant" => &mut e.event,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        e
     }
-    let agents_stu3 = array_at(ev, "agent").any(|a| {
-        a.get("who").is_none() && (a.get("userId").is_some() || a.get("reference").is_some())
-    });
-    if agents_stu3 {
-        return Release::Stu3;
+
+    fn agents(&self) -> impl Iterator<Item = Value<'t, 'i>> + use<'t, 'i> {
+        self.agent
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter())
+            .into_iter()
+            .flatten()
     }
-    let outcome_is_object = ev.get("outcome").is_some_and(|o| o.is_object());
-    if outcome_is_object
-        || ev.get("code").is_some()
-        || ev.get("patient").is_some()
-        || ev.get("authorization").is_some()
-        || ev.get("category").is_some()
-    {
-        return Release::R5;
+
+    fn release(&self) -> Release {
+        if self.event.is_some() {
+            return Release::Dstu2;
+        }
+        if self.agents().any(|a| {
+            a.get("who").is_none() && (a.get("userId").is_some() || a.get("reference").is_some())
+        }) {
+            return Release::Stu3;
+        }
+        if self.outcome.is_some_and(|o| o.is_object())
+            || self.code.is_some()
+            || self.patient.is_some()
+            || self.authorization.is_some()
+            || self.category.is_some()
+        {
+            return Release::R5;
+        }
+        Release::R4
     }
-    Release::R4
+}
+
+/// The elements of an agent that the mapping reads, in one pass.
+#[derive(Default, Clone, Copy)]
+struct Agent<'t, 'i> {
+    requestor: bool,
+    who: Option<Value<'t, 'i>>,
+    role: Option<Value<'t, 'i>>,
+    type_: Option<Value<'t, 'i>>,
+    network: Option<Value<'t, 'i>>,
+    network_string: Option<&'i str>,
+    alt_id: Option<&'i str>,
+    name: Option<&'i str>,
+}
+
+impl<'t, 'i> Agent<'t, 'i> {
+    fn of(a: Value<'t, 'i>) -> Self {
+        let mut agent = Self::default();
+        let Some(obj) = a.as_object() else {
+            return agent;
+        };
+        for (k, v) in obj.iter() {
+            match k {
+                "requestor" => agent.requestor = v.as_bool() == Some(true),
+                "who" => agent.who = Some(v),
+                "role" => agent.role = Some(v),
+                "type" => agent.type_ = Some(v),
+                "network" => agent.network = Some(v),
+                "networkString" => agent.network_string = v.into_string(),
+                "altId" => agent.alt_id = v.into_string(),
+                "name" => agent.name = v.into_string(),
+                _ => {}
+            }
+        }
+        agent
+    }
+}
+
+/// Cuts `/_history/…` off a reference: `Patient/123/_history/2` names version 2 of Patient/123.
+fn without_history(r: &str) -> &str {
+    match memchr::memmem::find(r.as_bytes(), b"/_history/") {
+        Some(i) => &r[..i],
+        None => r,
+    }
 }
 
 /// The id part of a reference: `Practitioner/123` → `123`, and a full URL's last segment.
 fn reference_id(r: &str) -> &str {
     let r = r.split(['#', '?']).next().unwrap_or(r);
-    let r = r.trim_end_matches('/');
-    // `Patient/123/_history/2` names version 2 of Patient/123.
-    let r = match r.find("/_history/") {
-        Some(i) => &r[..i],
-        None => r,
-    };
+    let r = without_history(r.trim_end_matches('/'));
     r.rsplit('/').next().unwrap_or(r)
 }
 
 /// The resource type of a reference: `Observation/1` → `Observation`.
 fn reference_type(r: &str) -> Option<&str> {
-    let r = match r.find("/_history/") {
-        Some(i) => &r[..i],
-        None => r,
-    };
-    let mut parts = r.trim_end_matches('/').rsplit('/');
+    let mut parts = without_history(r).trim_end_matches('/').rsplit('/');
     parts.next()?;
     parts
         .next()
@@ -185,9 +276,10 @@ fn first_code<'i>(v: Option<Value<'_, 'i>>) -> Option<&'i str> {
     v.and_then(|v| codes(v).next())
 }
 
-fn any_code(v: Value<'_, '_>, key: &str, wanted: &[&str]) -> bool {
+/// Whether an element (a CodeableConcept, a Coding, or an array of them) carries one of `wanted`.
+fn has_code(v: Option<Value<'_, '_>>, wanted: &[&str]) -> bool {
     let check = |x: Value<'_, '_>| codes(x).any(|c| wanted.contains(&c));
-    match v.get(key) {
+    match v {
         Some(x) if x.is_array() => x.as_array().is_some_and(|a| a.iter().any(check)),
         Some(x) => check(x),
         None => false,
@@ -195,7 +287,8 @@ fn any_code(v: Value<'_, '_>, key: &str, wanted: &[&str]) -> bool {
 }
 
 fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
-    match release(ev) {
+    let el = Elements::of(ev);
+    match el.release() {
         Release::Dstu2 => {
             return Err(
                 "FHIR DSTU2 AuditEvent (event/participant) is not supported: export R4 or R5"
@@ -210,7 +303,7 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
         }
         Release::R4 | Release::R5 => {}
     }
-    let recorded = match ev.get("recorded") {
+    let recorded = match el.recorded {
         Some(v) => v.into_string().ok_or("`recorded` is not a string")?,
         None => return Err("missing `recorded`".into()),
     };
@@ -221,31 +314,36 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
         )
     })?;
 
-    let agents: Vec<Value<'_, 'i>> = array_at(ev, "agent").collect();
-    let agent = agents
-        .iter()
-        .copied()
-        .find(|a| a.get("requestor").and_then(|r| r.as_bool()) == Some(true))
-        .or_else(|| agents.first().copied());
+    // The requestor acts; without one, the first agent does.
+    let mut agent: Option<Agent<'_, 'i>> = None;
+    let mut btg_agent = false;
+    for a in el.agents() {
+        let parsed = Agent::of(a);
+        btg_agent |= has_code(a.get("purposeOfUse"), &["BTG"]);
+        if agent.is_none() || (parsed.requestor && !agent.is_some_and(|x| x.requestor)) {
+            agent = Some(parsed);
+        }
+    }
 
     let user_id = agent
         .and_then(|a| {
-            a.get("who")
+            a.who
                 .and_then(|w| identify(w).or_else(|| str_at(w, "display")))
-                .or_else(|| str_at(a, "altId"))
-                .or_else(|| str_at(a, "name"))
+                .or(a.alt_id)
+                .or(a.name)
         })
         .unwrap_or("");
     let user_role = agent.and_then(|a| {
-        array_at(a, "role")
-            .find_map(|r| codes(r).next())
-            .or_else(|| first_code(a.get("type")))
+        a.role
+            .and_then(|r| r.as_array())
+            .and_then(|roles| roles.iter().find_map(|r| codes(r).next()))
+            .or_else(|| first_code(a.type_))
     });
 
     let mut workstation = None;
     let mut src_ip = None;
     if let Some(a) = agent {
-        if let Some(net) = a.get("network") {
+        if let Some(net) = a.network {
             match (
                 str_at(net, "address"),
                 net.get("type").and_then(|t| t.into_string()),
@@ -255,7 +353,7 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
                 _ => {}
             }
         }
-        if let Some(s) = str_at(a, "networkString") {
+        if let Some(s) = a.network_string {
             if s.parse::<std::net::IpAddr>().is_ok() {
                 src_ip = Some(s);
             } else {
@@ -265,14 +363,18 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
     }
 
     // Patient: R5 `patient`, else the entity that is a Patient by reference or by role 1.
-    let mut patient_id = ev.get("patient").and_then(identify);
+    let mut patient_id = el.patient.and_then(identify);
     let mut resource = None;
-    for e in array_at(ev, "entity") {
+    for e in el
+        .entity
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flat_map(|a| a.iter())
+    {
         let what = e.get("what");
         let reference = what.and_then(|w| str_at(w, "reference"));
         let rtype = reference.and_then(reference_type);
-        let is_patient =
-            rtype == Some("Patient") || e.get("role").is_some_and(|r| codes(r).any(|c| c == "1"));
+        let is_patient = rtype == Some("Patient") || has_code(e.get("role"), &["1"]);
         if is_patient {
             if patient_id.is_none() {
                 patient_id = what.and_then(identify);
@@ -282,7 +384,7 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
         }
     }
 
-    let outcome = match ev.get("outcome") {
+    let outcome = match el.outcome {
         None => "success",
         Some(o) => {
             let code = if o.is_object() {
@@ -299,40 +401,29 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
     };
 
     // R5 renamed type/subtype to category/code.
-    let type_key = if ev.get("type").is_some() {
-        "type"
-    } else {
-        "category"
-    };
-    let subtype_key = if ev.get("subtype").is_some() {
-        "subtype"
-    } else {
-        "code"
-    };
-    let is_auth = any_code(ev, type_key, &["110114"]);
-    let action = if is_auth && any_code(ev, subtype_key, &["110122"]) {
+    let type_ = el.type_.or(el.category);
+    let subtype = el.subtype.or(el.code);
+    let is_auth = has_code(type_, &["110114"]);
+    let action = if is_auth && has_code(subtype, &["110122"]) {
         if outcome == "failure" {
             "login_failed"
         } else {
             "login"
         }
-    } else if is_auth && any_code(ev, subtype_key, &["110123"]) {
+    } else if is_auth && has_code(subtype, &["110123"]) {
         "logout"
-    } else if ["purposeOfEvent", "authorization"]
-        .iter()
-        .any(|k| any_code(ev, k, &["BTG"]))
-        || agents
-            .iter()
-            .any(|a| any_code(*a, "purposeOfUse", &["BTG"]))
+    } else if has_code(el.purpose_of_event, &["BTG"])
+        || has_code(el.authorization, &["BTG"])
+        || btg_agent
     {
         "break_glass"
-    } else if any_code(ev, subtype_key, &["print"]) {
+    } else if has_code(subtype, &["print"]) {
         "print"
-    } else if any_code(ev, subtype_key, &["export"]) || any_code(ev, type_key, &["110106"]) {
+    } else if has_code(subtype, &["export"]) || has_code(type_, &["110106"]) {
         // DICOM 110106 "Export" (to media, or a disclosure) is an export whatever its subtype.
         "export"
     } else {
-        match ev.get("action").and_then(|a| a.into_string()) {
+        match el.action.and_then(|a| a.into_string()) {
             Some("C") => "create",
             Some("R") => "view",
             Some("U") => "update",
@@ -348,14 +439,11 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
         }
     };
 
-    let app = ev
-        .get("source")
-        .and_then(|s| s.get("observer"))
-        .and_then(|o| {
-            str_at(o, "display")
-                .or_else(|| o.get("identifier").and_then(|i| str_at(i, "value")))
-                .or_else(|| str_at(o, "reference"))
-        });
+    let app = el.source.and_then(|s| s.get("observer")).and_then(|o| {
+        str_at(o, "display")
+            .or_else(|| o.get("identifier").and_then(|i| str_at(i, "value")))
+            .or_else(|| str_at(o, "reference"))
+    });
 
     Ok(AccessRow {
         ts,
@@ -364,13 +452,22 @@ fn map_audit_event<'i>(ev: Value<'_, 'i>) -> Result<AccessRow<'i>, String> {
         department: None,
         patient_id: patient_id.map(Cow::Borrowed),
         action: Cow::Borrowed(action),
-        resource: resource.map(|r| Cow::Owned(r.to_ascii_lowercase())),
+        resource: resource.map(lowercase),
         outcome: Cow::Borrowed(outcome),
         workstation: workstation.map(Cow::Borrowed),
         src_ip: src_ip.map(Cow::Borrowed),
         session_id: None,
         app: app.map(Cow::Borrowed),
     })
+}
+
+/// Lower-cases a resource type, borrowing when it already is.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 #[cfg(test)]

@@ -37,14 +37,13 @@ impl TapeParser {
         len: usize,
         f: impl FnOnce(Value<'_, 'i>) -> R,
     ) -> Result<R, String> {
-        if std::str::from_utf8(&buf[..len]).is_err() {
-            // simd-json reports this too, but without saying so plainly.
-            return Err("invalid UTF-8".to_string());
-        }
         let mut tape: Tape<'i> = self.tape.take().unwrap_or_else(Tape::null).reset();
         let parsed = fill_tape_padded(buf, len, &mut self.buffers, &mut tape);
         let result = match parsed {
             Ok(()) => Ok(f(tape.as_value())),
+            Err(e) if matches!(e.error(), simd_json::ErrorType::InvalidUtf8) => {
+                Err("invalid UTF-8".to_string())
+            }
             Err(e) => Err(format!("malformed JSON: {:?}", e.error())),
         };
         self.tape = Some(tape.reset());

@@ -446,7 +446,10 @@ enum Decompressor {
 
 impl Decompressor {
     /// On failure the sink is handed back, so the error can still be reported through it.
-    fn new(kind: Compression, sink: Box<FrameSink>) -> Result<Self, (Box<FrameSink>, std::io::Error)> {
+    fn new(
+        kind: Compression,
+        sink: Box<FrameSink>,
+    ) -> Result<Self, (Box<FrameSink>, std::io::Error)> {
         Ok(match kind {
             Compression::None => Self::Plain(sink),
             Compression::Gzip => Self::Gzip(Box::new(flate2::write::MultiGzDecoder::new(*sink))),
@@ -492,6 +495,49 @@ impl Decompressor {
     }
 }
 
+/// An object's bytes. A local file is read directly in large blocks on the
+/// reader's own blocking thread: `object_store`'s generic stream hands out
+/// 8 KiB pieces, one thread-pool hop each, which cost more than the parsing.
+enum ByteSource {
+    File(std::fs::File),
+    Stream(futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>),
+}
+
+/// Block size for local reads.
+const READ_BLOCK: usize = 1 << 20;
+
+impl ByteSource {
+    fn new(payload: object_store::GetResultPayload) -> Self {
+        match payload {
+            object_store::GetResultPayload::File(f, _) => Self::File(f),
+            object_store::GetResultPayload::Stream(s) => Self::Stream(s),
+        }
+    }
+
+    fn next(&mut self, handle: &Handle) -> Option<Result<bytes::Bytes, String>> {
+        match self {
+            Self::File(f) => {
+                use std::io::Read;
+                let mut buf = vec![0u8; READ_BLOCK];
+                let mut filled = 0;
+                while filled < READ_BLOCK {
+                    match f.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Some(Err(e.to_string())),
+                    }
+                }
+                buf.truncate(filled);
+                (filled > 0).then(|| Ok(buf.into()))
+            }
+            Self::Stream(s) => handle
+                .block_on(s.next())
+                .map(|r| r.map_err(|e| e.to_string())),
+        }
+    }
+}
+
 /// Where [`read_object`] is: waiting for the magic bytes, or decompressing.
 enum Reading {
     Sniffing { sink: Box<FrameSink>, head: Vec<u8> },
@@ -501,11 +547,11 @@ enum Reading {
 /// Reads one object to the end (on a blocking thread), sending its chunks to `tx`.
 fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) {
     let mut sink = Box::new(FrameSink::new(&obj, opts, tx));
-    let mut stream = match handle.block_on(object_store::ObjectStoreExt::get(
+    let mut bytes_in = match handle.block_on(object_store::ObjectStoreExt::get(
         obj.store.as_ref(),
         &obj.path,
     )) {
-        Ok(r) => r.into_stream(),
+        Ok(r) => ByteSource::new(r.payload),
         Err(e) => {
             let mut chunk = Chunk {
                 source: obj.url.clone(),
@@ -526,7 +572,7 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
         head: Vec::new(),
     };
     let mut stream_error = None;
-    while let Some(next) = handle.block_on(stream.next()) {
+    while let Some(next) = bytes_in.next(handle) {
         let bytes = match next {
             Ok(b) => b,
             Err(e) => {
