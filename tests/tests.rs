@@ -7,3 +7,4 @@ mod ingest_bad_input;
 mod ndjson;
 mod roundtrip;
 mod sql;
+mod store;

@@ -16,8 +16,12 @@ use arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, TimestampMicroseco
 use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add};
 use deltalake::kernel::{StructField, StructType};
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
@@ -122,16 +126,35 @@ impl Store {
     /// A writer appending to table `name` (created if needed).
     pub async fn writer(&self, name: &str, schema: &Schema) -> Result<TableWriter> {
         let table = self.open_or_create(name, schema).await?;
-        let writer = RecordBatchWriter::for_table(&table).map_err(|e| self.err(e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = RecordBatchWriter::for_table(&table)
+            .map_err(|e| self.err(e))?
+            .with_writer_properties(props);
         Ok(TableWriter {
             store: self.clone(),
             table,
             writer,
             stored_schema: schema::stored(schema),
             rows: 0,
+            unflushed: 0,
+            flush_rows: FLUSH_ROWS,
+            adds: Vec::new(),
         })
     }
 }
+
+/// Rows per Parquet row group: small enough that an open file per partition
+/// holds little in memory, large enough for good compression and pruning.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Rows after which every open file is finished and uploaded. Memory then
+/// stays flat however large the input: files finished mid-run only become
+/// part of the table with the run's single commit (a crash leaves them as
+/// unreferenced orphans, never as visible half-runs).
+const FLUSH_ROWS: u64 = 1 << 20;
 
 /// Appends batches to one table; nothing is visible until [`TableWriter::commit`].
 pub struct TableWriter {
@@ -140,6 +163,10 @@ pub struct TableWriter {
     writer: RecordBatchWriter,
     stored_schema: SchemaRef,
     rows: u64,
+    unflushed: u64,
+    flush_rows: u64,
+    /// Files finished so far, committed together at the end.
+    adds: Vec<Add>,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -159,10 +186,23 @@ impl TableWriter {
         }
         let stored = to_stored(batch, &self.stored_schema, ts_column)?;
         self.rows += stored.num_rows() as u64;
+        self.unflushed += stored.num_rows() as u64;
         self.writer
             .write(stored)
             .await
-            .map_err(|e| self.store.err(e))
+            .map_err(|e| self.store.err(e))?;
+        if self.unflushed >= self.flush_rows {
+            let finished = self.writer.flush().await.map_err(|e| self.store.err(e))?;
+            self.adds.extend(finished);
+            self.unflushed = 0;
+        }
+        Ok(())
+    }
+
+    /// Finishes the open files every `rows` rows instead of every 2^20.
+    pub fn with_flush_rows(mut self, rows: u64) -> Self {
+        self.flush_rows = rows.max(1);
+        self
     }
 
     /// Rows written so far.
@@ -176,21 +216,28 @@ impl TableWriter {
     pub async fn commit(self, metadata: HashMap<String, serde_json::Value>) -> Result<Option<i64>> {
         let Self {
             store,
-            mut table,
-            writer,
+            table,
+            mut writer,
             rows,
+            mut adds,
             ..
         } = self;
         if rows == 0 {
             return Ok(None);
         }
-        let mut writer =
-            writer.with_commit_properties(CommitProperties::default().with_metadata(metadata));
-        let version = writer
-            .flush_and_commit(&mut table)
+        adds.extend(writer.flush().await.map_err(|e| store.err(e))?);
+        let snapshot = table.snapshot().map_err(|e| store.err(e))?;
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(vec![schema::EVENT_DATE.to_string()]),
+            predicate: None,
+        };
+        let committed = CommitBuilder::from(CommitProperties::default().with_metadata(metadata))
+            .with_actions(adds.into_iter().map(Action::Add).collect())
+            .build(Some(snapshot), table.log_store(), operation)
             .await
             .map_err(|e| store.err(e))?;
-        Ok(Some(version as i64))
+        Ok(Some(committed.version() as i64))
     }
 }
 
