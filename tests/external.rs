@@ -52,12 +52,6 @@ fn by_source(store: &Path, file: &str) -> Vec<Row> {
     )
 }
 
-fn us(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_micros()
-}
-
 fn check(row: &Row, expected: &[(&str, Option<&str>)]) {
     for (col, want) in expected {
         assert_eq!(s(row, col), *want, "column {col} of {row:?}");

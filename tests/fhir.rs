@@ -13,12 +13,6 @@ fn rows_by_line(store: &std::path::Path) -> Vec<Row> {
     )
 }
 
-fn us(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_micros()
-}
-
 #[test]
 fn variants_map_field_by_field() {
     let dir = tempfile::tempdir().unwrap();

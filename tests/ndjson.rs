@@ -3,12 +3,6 @@
 
 use crate::common::*;
 
-fn us(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_micros()
-}
-
 const COLUMNS: &str = "CAST(ts AS BIGINT) AS us, user_id, user_role, department, patient_id, action, \
                        resource, outcome, workstation, src_ip, session_id, app";
 

@@ -220,6 +220,7 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
     };
     let mut builder = AccessBuilder::with_capacity(chunk.spans.len());
     let mut sink = RecordSink::new(chunk.source.clone());
+    let framer_rejects = chunk.rejects.len();
     for r in chunk.rejects.drain(..) {
         sink.rejects.push(Reject {
             source: chunk.source.clone(),
@@ -242,8 +243,7 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
         };
         skipped += outcome.skipped as u64;
     }
-    let records = (chunk.spans.len() + chunk.rejects.len()) as u64
-        + sink.rejects.iter().filter(|r| r.line == 0).count() as u64;
+    let records = (chunk.spans.len() + framer_rejects) as u64;
     Decoded {
         batch: builder.finish(&chunk.source),
         source: chunk.source,
@@ -267,14 +267,17 @@ pub fn decode_stream(
     let (tx, rx) = mpsc::channel::<Work>(threads * 2);
     let read_opts = opts.clone();
     tokio::spawn(async move {
-        let tx_probe = tx.clone();
         for obj in objects {
+            // A closed channel means the consumer stopped (an error, or --strict).
+            if tx.is_closed() {
+                break;
+            }
             let tx = tx.clone();
             let ro = read_opts.clone();
             let handle = Handle::current();
             let done =
                 tokio::task::spawn_blocking(move || read_object(&handle, obj, &ro, tx)).await;
-            if done.is_err() || read_tx_closed(&tx_probe) {
+            if done.is_err() {
                 break;
             }
         }
@@ -287,10 +290,6 @@ pub fn decode_stream(
         })
         .buffered(threads)
         .map(|r| r.expect("decoder thread panicked"))
-}
-
-fn read_tx_closed(tx: &mpsc::Sender<Work>) -> bool {
-    tx.is_closed()
 }
 
 /// Receives decompressed bytes, frames them and sends chunks on.

@@ -100,3 +100,10 @@ pub fn s<'a>(row: &'a serde_json::Map<String, serde_json::Value>, col: &str) -> 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// UTC microseconds of an RFC 3339 instant (the stored `ts` as BIGINT).
+pub fn us(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_micros()
+}
