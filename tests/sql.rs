@@ -125,3 +125,27 @@ fn store_files_are_readable_by_the_owner_only() {
     }
     assert!(checked > 3);
 }
+
+#[test]
+fn a_file_of_statements_runs_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let script = dir.path().join("q.sql");
+    std::fs::write(
+        &script,
+        "-- two questions; the ';' in a string is not a separator\n\
+         SELECT count(*) AS n FROM access_events WHERE action <> ';';\n\
+         SELECT count(DISTINCT user_id) AS users FROM access_events;\n",
+    )
+    .unwrap();
+    let out = ok(&[
+        "sql",
+        "--store",
+        store.to_str().unwrap(),
+        "-o",
+        "csv",
+        "-f",
+        script.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "n\n12\nusers\n8\n");
+}
