@@ -29,6 +29,33 @@ pub enum Command {
     /// Write a synthetic FHIR AuditEvent archive (deterministic for a seed).
     #[command(after_help = GEN_EXAMPLES)]
     Gen(GenArgs),
+    /// Score alerts against labelled incidents: precision and recall per scenario.
+    #[command(after_help = EVAL_EXAMPLES)]
+    Eval(EvalArgs),
+}
+
+const EVAL_EXAMPLES: &str = "\
+Examples:
+  emrwatch eval --labels demo-out/labels.csv --alerts alerts.jsonl
+  emrwatch eval --labels labels.csv --alerts alerts.jsonl --json | jq .macro_f1
+
+An alert detects an incident when the scenario is the same, its user_id, host
+or src_ip is the incident's actor, its [first_ts, last_ts] overlaps the
+incident's window, and, when the label names a patient, its patient_ids
+contain that patient.";
+
+/// `emrwatch eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// labels.csv: scenario, actor, patient_id, start_ts, end_ts (RFC 3339).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Alerts as JSON lines (scenario, user_id, host, src_ip, patient_ids, first_ts, last_ts, …).
+    #[arg(long)]
+    pub alerts: PathBuf,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const INGEST_EXAMPLES: &str = "\

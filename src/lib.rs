@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod eval;
 pub mod ingest;
 pub mod schema;
 pub mod sql;

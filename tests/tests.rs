@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link for every test; see Cargo.toml).
 
 mod common;
+mod eval;
 mod external;
 mod fhir;
 mod ingest_bad_input;

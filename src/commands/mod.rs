@@ -1,5 +1,6 @@
 //! One function per subcommand, called by `main` with parsed arguments.
 
+pub mod eval;
 pub mod generate;
 pub mod ingest;
 pub mod sql;
@@ -13,5 +14,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => ingest::run(args).await.map(|_| ()),
         Command::Sql(args) => sql::run(args).await,
         Command::Gen(args) => generate::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
