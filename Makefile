@@ -6,10 +6,10 @@ DEMO_STORE := target/demo-store
 
 .PHONY: demo test build lint fmt sample clean-demo
 
-## Build (the dev profile shared with the tests, see README "Build profiles"), ingest data/sample/, run a few queries.
+## Build (the dev profile shared with the tests, see README "Build profiles"), ingest data/sample/logs/, run a few queries.
 demo: $(DEMO_BIN)
 	rm -rf $(DEMO_STORE)
-	$(DEMO_BIN) ingest data/sample/ --store $(DEMO_STORE)
+	$(DEMO_BIN) ingest data/sample/logs/ --store $(DEMO_STORE)
 	@echo; echo "== Events per action"
 	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT action, count(*) AS events, count(DISTINCT patient_id) AS patients FROM access_events GROUP BY action ORDER BY events DESC"
 	@echo; echo "== Who opened the most distinct charts"

@@ -9,3 +9,4 @@ mod ndjson;
 mod roundtrip;
 mod sql;
 mod store;
+mod synth;

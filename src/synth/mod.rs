@@ -2,9 +2,14 @@
 //! file per day. It feeds the demo, the tests and the benchmarks with realistic
 //! records whose counts are known exactly.
 //!
-//! This is the background traffic only (staff opening charts, logins, a few
-//! prints and exports, the odd break-the-glass); reference CSVs and injected
-//! incidents with labels are the job of the full hospital generator.
+//! The hospital has a workforce, patients and encounters (written as the
+//! reference CSVs under `OUT/ref/`), and most chart access follows an
+//! encounter: the attending or a colleague of the encounter's department opens
+//! the patient's chart on a day of the encounter. A few percent of access is
+//! legitimately unexplained (consults, covering colleagues). Injected incidents
+//! with their labels are still to come.
+
+pub mod population;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -84,17 +89,6 @@ pub struct GenSummary {
     pub files: Vec<PathBuf>,
 }
 
-const ROLES: &[(&str, &str)] = &[
-    ("physician", "medicine"),
-    ("nurse", "medicine"),
-    ("nurse", "surgery"),
-    ("physician", "emergency"),
-    ("clerk", "registration"),
-    ("him", "health-information"),
-    ("billing", "finance"),
-    ("pharmacist", "pharmacy"),
-    ("radiology", "imaging"),
-];
 const RESOURCES: &[&str] = &[
     "Observation",
     "Condition",
@@ -139,8 +133,23 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
     std::fs::create_dir_all(&logs)?;
     let mut rng = Rng::new(opts.seed);
     let mut summary = GenSummary::default();
-    let mut seen = vec![false; opts.patients.max(1) as usize];
     let days = opts.days.max(1);
+    let pop = population::Population::new(&mut rng, opts.staff, opts.patients, opts.start_day);
+    // About twenty chart accesses per encounter.
+    let n_enc = (opts.events / 20).max(1) as usize;
+    let encs = population::encounters(&mut rng, &pop, n_enc, opts.start_day, days);
+    population::write_reference(&opts.out.join("ref"), &pop, &encs)?;
+    let mut active: Vec<Vec<usize>> = vec![Vec::new(); days as usize];
+    for (i, e) in encs.iter().enumerate() {
+        let first = e.start_us.div_euclid(86_400_000_000) - opts.start_day;
+        let last = e.end_us.div_euclid(86_400_000_000) - opts.start_day;
+        for d in first.max(0)..=last.min(i64::from(days) - 1) {
+            active[d as usize].push(i);
+        }
+    }
+    let mut seen = vec![false; pop.patients.len()];
+    let n_staff = pop.staff.len() as u64;
+    let n_patients = pop.patients.len() as u64;
     for day in 0..days {
         let n = opts.events / u64::from(days)
             + u64::from(u64::from(day) < opts.events % u64::from(days));
@@ -173,39 +182,54 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             })
             .collect();
         times.sort_unstable();
+        let today = &active[day as usize];
         for (i, ts) in times.into_iter().enumerate() {
-            let user = rng.below(u64::from(opts.staff.max(1)));
-            let (role, _dept) = ROLES[(user % ROLES.len() as u64) as usize];
-            let patient = rng.below(u64::from(opts.patients.max(1)));
             let roll = rng.below(1000);
+            let kind = match roll {
+                0..=29 => Kind::Login { failed: roll < 3 },
+                30..=49 => Kind::Logout,
+                50..=51 => Kind::BreakGlass,
+                52..=56 => Kind::Print,
+                57..=58 => Kind::Export,
+                59..=99 => Kind::Plain("U", "update"),
+                100..=119 => Kind::Plain("C", "create"),
+                120..=124 => Kind::Plain("D", "delete"),
+                125..=199 => Kind::Plain("E", "query"),
+                _ => Kind::Plain("R", "view"),
+            };
+            // Chart access follows an encounter of the day, mostly; the rest
+            // is legitimate but unexplained (consults, covering colleagues).
+            let (user, patient) = if kind.has_patient() && !today.is_empty() && rng.below(100) < 93
+            {
+                let e = &encs[today[rng.below(today.len() as u64) as usize]];
+                let team = &pop.by_department[e.dept_index];
+                let user = if rng.below(2) == 0 {
+                    e.attending
+                } else {
+                    team[rng.below(team.len() as u64) as usize]
+                };
+                (user, e.patient)
+            } else {
+                (rng.below(n_staff) as usize, rng.below(n_patients) as usize)
+            };
+            let staff = &pop.staff[user];
             let event = Event {
                 id: format!("{y:04}{m:02}{d:02}-{i}"),
                 ts,
-                user: format!("u{user:05}"),
-                role,
+                user: &staff.user_id,
+                role: staff.role,
                 ip: format!(
                     "10.{}.{}.{}",
                     user / 65_536 % 256,
                     user / 256 % 256,
                     user % 256
                 ),
-                patient: format!("MRN{patient:07}"),
+                patient: &pop.patients[patient].patient_id,
                 resource: RESOURCES[rng.below(RESOURCES.len() as u64) as usize],
-                kind: match roll {
-                    0..=29 => Kind::Login { failed: roll < 3 },
-                    30..=49 => Kind::Logout,
-                    50..=51 => Kind::BreakGlass,
-                    52..=56 => Kind::Print,
-                    57..=58 => Kind::Export,
-                    59..=99 => Kind::Plain("U", "update"),
-                    100..=119 => Kind::Plain("C", "create"),
-                    120..=124 => Kind::Plain("D", "delete"),
-                    125..=199 => Kind::Plain("E", "query"),
-                    _ => Kind::Plain("R", "view"),
-                },
+                kind,
             };
             if event.kind.has_patient() {
-                seen[patient as usize] = true;
+                seen[patient] = true;
             }
             *summary
                 .per_action
@@ -248,18 +272,18 @@ impl Kind {
     }
 }
 
-struct Event {
+struct Event<'a> {
     id: String,
     ts: i64,
-    user: String,
+    user: &'a str,
     role: &'static str,
     ip: String,
-    patient: String,
+    patient: &'a str,
     resource: &'static str,
     kind: Kind,
 }
 
-impl Event {
+impl Event<'_> {
     fn write_fhir(&self, out: &mut dyn Write) -> std::io::Result<()> {
         const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
         const REST: &str = "http://terminology.hl7.org/CodeSystem/audit-event-type";
