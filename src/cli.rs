@@ -178,4 +178,7 @@ pub struct GenArgs {
     /// Write plain .ndjson instead of .ndjson.gz.
     #[arg(long)]
     pub no_gzip: bool,
+    /// Incidents injected per scenario (written to OUT/labels.csv).
+    #[arg(long, default_value_t = 2)]
+    pub incidents: u32,
 }

@@ -21,7 +21,8 @@ fn hundred_thousand_records_in_equal_what_sql_counts() {
         ..GenOptions::default()
     })
     .unwrap();
-    assert_eq!(truth.events, 120_000);
+    // The background plus the injected incidents' events.
+    assert!(truth.events > 120_000);
     let store = dir.path().join("store");
     let out = ingest(&store, &[&archive.join("logs")], &["--threads", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));

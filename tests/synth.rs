@@ -46,6 +46,10 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     generate(&opts(&dir.path().join("c"), 2)).unwrap();
     let a = files(&dir.path().join("a"));
     assert_eq!(a.len(), 4 + 3);
+    assert_eq!(
+        std::fs::read(dir.path().join("a/labels.csv")).unwrap(),
+        std::fs::read(dir.path().join("b/labels.csv")).unwrap()
+    );
     assert_eq!(a, files(&dir.path().join("b")));
     assert_ne!(a, files(&dir.path().join("c")));
 }
@@ -187,4 +191,67 @@ fn most_chart_access_follows_an_encounter_of_the_users_department() {
         (0.85..0.99).contains(&share),
         "{explained} of {chart} chart accesses explained ({share:.3})"
     );
+}
+
+#[test]
+fn every_label_window_holds_the_actors_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(&GenOptions {
+        incidents: 3,
+        ..opts(dir.path(), 5)
+    })
+    .unwrap();
+    let (h, labels) = read_csv(&dir.path().join("labels.csv"));
+    assert_eq!(h, ["scenario", "actor", "patient_id", "start_ts", "end_ts"]);
+    assert_eq!(labels.len(), truth.labels.len());
+    let scenarios: HashSet<&str> = labels.iter().map(|l| &l[0]).collect();
+    for s in emrwatch::synth::incidents::SCENARIOS {
+        assert!(scenarios.contains(s), "no {s} incident");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let batches = rt.block_on(async {
+        let objects =
+            emrwatch::ingest::source::resolve(&[dir.path().join("logs").display().to_string()])
+                .await
+                .unwrap();
+        emrwatch::ingest::decode_stream(objects, &Default::default())
+            .map(|d| d.batch)
+            .collect::<Vec<_>>()
+            .await
+    });
+    for l in &labels {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        let (start, end) = (at(&l[3]), at(&l[4]));
+        let mut hits = 0;
+        let mut at_start = false;
+        for b in &batches {
+            let ts = b
+                .column(0)
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            let user =
+                arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Utf8).unwrap();
+            let user = user.as_string::<i32>();
+            let patient = b.column(4).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                let t = ts.value(i);
+                let patient_ok =
+                    l[2].is_empty() || (!patient.is_null(i) && patient.value(i) == &l[2]);
+                if user.value(i) == &l[1] && patient_ok && (start..=end).contains(&t) {
+                    hits += 1;
+                    at_start |= t == start;
+                }
+            }
+        }
+        assert!(
+            hits >= 1 && at_start,
+            "label {l:?}: {hits} events in its window"
+        );
+        if &l[0] == "bulk_export" {
+            assert!(hits >= 40, "a bulk export is dozens of charts, got {hits}");
+        }
+    }
 }

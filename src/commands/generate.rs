@@ -22,14 +22,16 @@ pub fn run(args: GenArgs) -> Result<()> {
         staff: args.staff.max(1),
         patients: args.patients.max(1),
         gzip: !args.no_gzip,
+        incidents: args.incidents,
     };
     let t = std::time::Instant::now();
     let s = generate(&opts)?;
     eprintln!(
-        "gen: {} events in {} files under {} ({:.1}s)",
+        "gen: {} events in {} files under {}, {} incidents in labels.csv ({:.1}s)",
         s.events,
         s.files.len(),
         crate::synth::logs_dir(&opts.out).display(),
+        s.labels.len(),
         t.elapsed().as_secs_f64()
     );
     Ok(())

@@ -9,6 +9,7 @@
 //! legitimately unexplained (consults, covering colleagues). Injected incidents
 //! with their labels are still to come.
 
+pub mod incidents;
 pub mod population;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,8 @@ pub struct GenOptions {
     pub patients: u32,
     /// Compress each day's file with gzip.
     pub gzip: bool,
+    /// Incidents injected per scenario.
+    pub incidents: u32,
 }
 
 impl Default for GenOptions {
@@ -72,6 +75,7 @@ impl Default for GenOptions {
             staff: 200,
             patients: 5_000,
             gzip: true,
+            incidents: 2,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct GenSummary {
     pub distinct_patients: u64,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// Incidents injected (also written to `labels.csv`).
+    pub labels: Vec<incidents::Label>,
 }
 
 const RESOURCES: &[&str] = &[
@@ -139,6 +145,10 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
     let n_enc = (opts.events / 20).max(1) as usize;
     let encs = population::encounters(&mut rng, &pop, n_enc, opts.start_day, days);
     population::write_reference(&opts.out.join("ref"), &pop, &encs)?;
+    let (injected, labels) =
+        incidents::inject(&mut rng, &pop, &encs, opts.start_day, days, opts.incidents);
+    write_labels(&opts.out.join("labels.csv"), &labels)?;
+    let mut injected = injected.into_iter().peekable();
     let mut active: Vec<Vec<usize>> = vec![Vec::new(); days as usize];
     for (i, e) in encs.iter().enumerate() {
         let first = e.start_us.div_euclid(86_400_000_000) - opts.start_day;
@@ -183,7 +193,8 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             .collect();
         times.sort_unstable();
         let today = &active[day as usize];
-        for (i, ts) in times.into_iter().enumerate() {
+        let mut planned: Vec<(i64, usize, usize, Kind)> = Vec::with_capacity(times.len());
+        for ts in times {
             let roll = rng.below(1000);
             let kind = match roll {
                 0..=29 => Kind::Login { failed: roll < 3 },
@@ -212,6 +223,14 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             } else {
                 (rng.below(n_staff) as usize, rng.below(n_patients) as usize)
             };
+            planned.push((ts, user, patient, kind));
+        }
+        let day_end = (date + 1) * 86_400_000_000;
+        while let Some(inj) = injected.next_if(|e| e.ts < day_end) {
+            planned.push((inj.ts, inj.user, inj.patient, inj.kind));
+        }
+        planned.sort_by_key(|p| p.0);
+        for (i, (ts, user, patient, kind)) in planned.into_iter().enumerate() {
             let staff = &pop.staff[user];
             let event = Event {
                 id: format!("{y:04}{m:02}{d:02}-{i}"),
@@ -235,23 +254,54 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
                 .per_action
                 .entry(event.kind.action().to_string())
                 .or_default() += 1;
+            summary.events += 1;
             event.write_fhir(&mut out)?;
         }
         out.flush()?;
         drop(out);
-        summary.events += n;
         summary.files.push(path);
     }
     summary.distinct_patients = seen.iter().filter(|s| **s).count() as u64;
+    summary.labels = labels;
     Ok(summary)
 }
 
-enum Kind {
-    Login { failed: bool },
+/// Writes `labels.csv`: scenario, actor, patient_id, start_ts, end_ts.
+fn write_labels(path: &Path, labels: &[incidents::Label]) -> Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(w, "scenario,actor,patient_id,start_ts,end_ts")?;
+    for l in labels {
+        writeln!(
+            w,
+            "{},{},{},{},{}",
+            l.scenario,
+            l.actor,
+            l.patient_id.as_deref().unwrap_or(""),
+            rfc3339(l.start_us),
+            rfc3339(l.end_us)
+        )?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// What an event does.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A login, possibly failed.
+    Login {
+        /// Whether it failed.
+        failed: bool,
+    },
+    /// A logout.
     Logout,
+    /// A break-the-glass chart view.
     BreakGlass,
+    /// A chart printed.
     Print,
+    /// A chart exported.
     Export,
+    /// A plain access: FHIR action code and normalised action.
     Plain(&'static str, &'static str),
 }
 
