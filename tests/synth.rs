@@ -228,6 +228,7 @@ fn every_label_window_holds_the_actors_events() {
         let (start, end) = (at(&l[3]), at(&l[4]));
         let mut hits = 0;
         let mut at_start = false;
+        let mut foreign = 0;
         for b in &batches {
             let ts = b
                 .column(0)
@@ -236,6 +237,7 @@ fn every_label_window_holds_the_actors_events() {
                 arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Utf8).unwrap();
             let user = user.as_string::<i32>();
             let patient = b.column(4).as_string::<i32>();
+            let ip = b.column(9).as_string::<i32>();
             for i in 0..b.num_rows() {
                 let t = ts.value(i);
                 let patient_ok =
@@ -243,6 +245,7 @@ fn every_label_window_holds_the_actors_events() {
                 if user.value(i) == &l[1] && patient_ok && (start..=end).contains(&t) {
                     hits += 1;
                     at_start |= t == start;
+                    foreign += usize::from(ip.value(i).starts_with("203.0.113."));
                 }
             }
         }
@@ -250,8 +253,14 @@ fn every_label_window_holds_the_actors_events() {
             hits >= 1 && at_start,
             "label {l:?}: {hits} events in its window"
         );
-        if &l[0] == "bulk_export" {
-            assert!(hits >= 40, "a bulk export is dozens of charts, got {hits}");
+        match &l[0] {
+            "bulk_export" => assert!(hits >= 40, "a bulk export is dozens of charts, got {hits}"),
+            "volume_spike" => assert!(hits >= 150, "a spike is hundreds of charts, got {hits}"),
+            "account_compromise" => assert!(
+                foreign >= 7,
+                "failed logins, success and views from a new address"
+            ),
+            _ => assert_eq!(foreign, 0),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Injected incidents: the malicious events of a scenario from DESIGN.md's
 //! vocabulary, and the label that says where they are.
 //!
-//! Done so far: self_access, family_snooping, vip_snooping, bulk_export. Each
+//! Done so far: the access scenarios but terminated_access and after_hours
+//! (both need the background to model employment end and shifts first). Each
 //! incident's label window covers exactly its injected events.
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,8 @@ pub struct Injected {
     pub patient: usize,
     /// What was done.
     pub kind: Kind,
+    /// The last octet of an address in 203.0.113.0/24 the user never used, if not their own.
+    pub foreign_ip: Option<u8>,
 }
 
 /// A row of `labels.csv`.
@@ -44,9 +47,21 @@ pub struct Label {
 pub const SCENARIOS: &[&str] = &[
     "self_access",
     "family_snooping",
+    "neighbor_snooping",
+    "coworker_snooping",
     "vip_snooping",
+    "deceased_access",
+    "volume_spike",
     "bulk_export",
+    "break_glass_misuse",
+    "record_tampering",
+    "account_compromise",
 ];
+
+/// The street of an address (`12 OAK ST` → `OAK ST`).
+fn street(address: &str) -> &str {
+    address.split_once(' ').map_or(address, |(_, s)| s)
+}
 
 /// Draws `per_scenario` incidents of every scenario in [`SCENARIOS`] (fewer when
 /// the population has no candidate, e.g. no VIP), within the archive's days.
@@ -78,6 +93,22 @@ pub fn inject(
     let vips: Vec<usize> = (0..pop.patients.len())
         .filter(|&i| pop.patients[i].vip)
         .collect();
+    let employees: Vec<usize> = (0..pop.patients.len())
+        .filter(|&i| pop.patients[i].employee_user_id.is_some())
+        .collect();
+    // Dead for more than 30 days before the archive starts.
+    let long_dead: Vec<usize> = (0..pop.patients.len())
+        .filter(|&i| {
+            pop.patients[i]
+                .deceased_day
+                .is_some_and(|d| d < start_day - 30)
+        })
+        .collect();
+    let mut by_street: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in pop.patients.iter().enumerate() {
+        by_street.entry(street(&p.address)).or_default().push(i);
+    }
+    let n_patients = pop.patients.len() as u64;
 
     let mut events = Vec::new();
     let mut labels = Vec::new();
@@ -105,7 +136,32 @@ pub fn inject(
                         let p = vips[rng.below(vips.len() as u64) as usize];
                         unexplained(user, p).then_some((user, Some(p)))
                     }
-                    "bulk_export" => Some((user, None)),
+                    "coworker_snooping" if !employees.is_empty() => {
+                        let p = employees[rng.below(employees.len() as u64) as usize];
+                        (pop.patients[p].employee_user_id.as_deref() != Some(s.user_id.as_str())
+                            && unexplained(user, p))
+                        .then_some((user, Some(p)))
+                    }
+                    "neighbor_snooping" => by_street.get(street(&s.address)).and_then(|ps| {
+                        let p = ps[rng.below(ps.len() as u64) as usize];
+                        let q = &pop.patients[p];
+                        (q.address != s.address
+                            && q.employee_user_id.is_none()
+                            && q.last != s.last
+                            && unexplained(user, p))
+                        .then_some((user, Some(p)))
+                    }),
+                    "deceased_access" if !long_dead.is_empty() => {
+                        let p = long_dead[rng.below(long_dead.len() as u64) as usize];
+                        matches!(s.role, "physician" | "nurse").then_some((user, Some(p)))
+                    }
+                    "break_glass_misuse" => {
+                        let p = rng.below(n_patients) as usize;
+                        unexplained(user, p).then_some((user, Some(p)))
+                    }
+                    "bulk_export" | "volume_spike" | "record_tampering" | "account_compromise" => {
+                        Some((user, None))
+                    }
                     _ => None,
                 }
             });
@@ -114,33 +170,98 @@ pub fn inject(
             };
             let start = when(rng);
             let mut these = Vec::new();
+            let mut add = |ts: i64, patient: usize, kind: Kind, foreign_ip: Option<u8>| {
+                these.push(Injected {
+                    ts,
+                    user,
+                    patient,
+                    kind,
+                    foreign_ip,
+                })
+            };
+            let random_patient = |rng: &mut Rng| rng.below(n_patients) as usize;
             match (*scenario, patient) {
                 ("bulk_export", _) => {
                     // Dozens of charts printed or exported within the hour.
-                    let n = 40 + rng.below(40) as i64;
-                    for k in 0..n {
-                        these.push(Injected {
-                            ts: start + k * (MINUTE / 2) + rng.below(20_000) as i64 * 1000,
-                            user,
-                            patient: rng.below(pop.patients.len() as u64) as usize,
-                            kind: if rng.below(3) == 0 {
-                                Kind::Print
-                            } else {
-                                Kind::Export
-                            },
-                        });
+                    for k in 0..40 + rng.below(40) as i64 {
+                        let kind = if rng.below(3) == 0 {
+                            Kind::Print
+                        } else {
+                            Kind::Export
+                        };
+                        let p = random_patient(rng);
+                        add(
+                            start + k * (MINUTE / 2) + rng.below(20_000) as i64 * 1000,
+                            p,
+                            kind,
+                            None,
+                        );
                     }
+                }
+                ("volume_spike", _) => {
+                    // Hundreds of distinct charts opened in one working day.
+                    let day0 = start.div_euclid(DAY) * DAY + 8 * 60 * MINUTE;
+                    for k in 0..150 + rng.below(100) as i64 {
+                        let p = random_patient(rng);
+                        add(
+                            day0 + k * 2 * MINUTE + rng.below(60_000) as i64 * 1000,
+                            p,
+                            Kind::Plain("R", "view"),
+                            None,
+                        );
+                    }
+                }
+                ("record_tampering", _) => {
+                    // A burst of deletions and edits of charts nobody asked them to touch.
+                    for k in 0..5 + rng.below(8) as i64 {
+                        let p = (0..50)
+                            .map(|_| random_patient(rng))
+                            .find(|&p| unexplained(user, p))
+                            .unwrap_or(0);
+                        let kind = if rng.below(3) == 0 {
+                            Kind::Plain("U", "update")
+                        } else {
+                            Kind::Plain("D", "delete")
+                        };
+                        add(
+                            start + k * MINUTE + rng.below(30_000) as i64 * 1000,
+                            p,
+                            kind,
+                            None,
+                        );
+                    }
+                }
+                ("account_compromise", _) => {
+                    // A password guessed from an address the user never used, then a look around.
+                    let ip = 1 + rng.below(250) as u8;
+                    let guesses = 6 + rng.below(7) as i64;
+                    for k in 0..guesses {
+                        add(
+                            start + k * 7_000_000,
+                            0,
+                            Kind::Login { failed: true },
+                            Some(ip),
+                        );
+                    }
+                    let t = start + guesses * 7_000_000;
+                    add(t, 0, Kind::Login { failed: false }, Some(ip));
+                    for k in 1..=3 {
+                        let p = random_patient(rng);
+                        add(t + k * MINUTE, p, Kind::Plain("R", "view"), Some(ip));
+                    }
+                }
+                ("break_glass_misuse", Some(p)) => {
+                    add(start, p, Kind::BreakGlass, None);
                 }
                 (_, Some(p)) => {
                     // From one blatant look to a few views over a quarter of an hour.
-                    let n = 1 + rng.below(3) as i64;
-                    for k in 0..n {
-                        these.push(Injected {
-                            ts: start + k * 5 * MINUTE + rng.below(60_000) as i64 * 1000,
-                            user,
-                            patient: p,
-                            kind: Kind::Plain("R", "view"),
-                        });
+                    for k in 0..1 + rng.below(3) as i64 {
+                        add(
+                            start + k * 5 * MINUTE + rng.below(60_000) as i64 * 1000,
+                            p,
+                            Kind::Plain("R", "view"),
+                            None,
+                        );
                     }
                 }
                 _ => continue,

@@ -193,7 +193,8 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             .collect();
         times.sort_unstable();
         let today = &active[day as usize];
-        let mut planned: Vec<(i64, usize, usize, Kind)> = Vec::with_capacity(times.len());
+        let mut planned: Vec<(i64, usize, usize, Kind, Option<u8>)> =
+            Vec::with_capacity(times.len());
         for ts in times {
             let roll = rng.below(1000);
             let kind = match roll {
@@ -223,26 +224,30 @@ pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
             } else {
                 (rng.below(n_staff) as usize, rng.below(n_patients) as usize)
             };
-            planned.push((ts, user, patient, kind));
+            planned.push((ts, user, patient, kind, None));
         }
         let day_end = (date + 1) * 86_400_000_000;
         while let Some(inj) = injected.next_if(|e| e.ts < day_end) {
-            planned.push((inj.ts, inj.user, inj.patient, inj.kind));
+            planned.push((inj.ts, inj.user, inj.patient, inj.kind, inj.foreign_ip));
         }
         planned.sort_by_key(|p| p.0);
-        for (i, (ts, user, patient, kind)) in planned.into_iter().enumerate() {
+        for (i, (ts, user, patient, kind, foreign_ip)) in planned.into_iter().enumerate() {
             let staff = &pop.staff[user];
             let event = Event {
                 id: format!("{y:04}{m:02}{d:02}-{i}"),
                 ts,
                 user: &staff.user_id,
                 role: staff.role,
-                ip: format!(
-                    "10.{}.{}.{}",
-                    user / 65_536 % 256,
-                    user / 256 % 256,
-                    user % 256
-                ),
+                // Each user works from their own address; an intruder from a documentation range.
+                ip: match foreign_ip {
+                    Some(x) => format!("203.0.113.{x}"),
+                    None => format!(
+                        "10.{}.{}.{}",
+                        user / 65_536 % 256,
+                        user / 256 % 256,
+                        user % 256
+                    ),
+                },
                 patient: &pop.patients[patient].patient_id,
                 resource: RESOURCES[rng.below(RESOURCES.len() as u64) as usize],
                 kind,
