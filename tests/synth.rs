@@ -149,20 +149,7 @@ fn most_chart_access_follows_an_encounter_of_the_users_department() {
             care.insert((e[1].to_string(), e[3].to_string(), d));
         }
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let batches = rt.block_on(async {
-        let objects =
-            emrwatch::ingest::source::resolve(&[dir.path().join("logs").display().to_string()])
-                .await
-                .unwrap();
-        emrwatch::ingest::decode_stream(objects, &Default::default())
-            .map(|d| {
-                assert!(d.rejects.is_empty(), "generated records never reject");
-                d.batch
-            })
-            .collect::<Vec<_>>()
-            .await
-    });
+    let batches = decode_logs(dir.path());
     let (mut chart, mut explained, mut rows) = (0, 0, 0u64);
     for b in &batches {
         rows += b.num_rows() as u64;
@@ -208,17 +195,7 @@ fn every_label_window_holds_the_actors_events() {
     for s in emrwatch::synth::incidents::SCENARIOS {
         assert!(scenarios.contains(s), "no {s} incident");
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let batches = rt.block_on(async {
-        let objects =
-            emrwatch::ingest::source::resolve(&[dir.path().join("logs").display().to_string()])
-                .await
-                .unwrap();
-        emrwatch::ingest::decode_stream(objects, &Default::default())
-            .map(|d| d.batch)
-            .collect::<Vec<_>>()
-            .await
-    });
+    let batches = decode_logs(dir.path());
     for l in &labels {
         let at = |s: &str| {
             chrono::DateTime::parse_from_rfc3339(s)
@@ -263,4 +240,20 @@ fn every_label_window_holds_the_actors_events() {
             _ => assert_eq!(foreign, 0),
         }
     }
+}
+
+/// Decodes a generated archive's logs; generated records never reject.
+fn decode_logs(dir: &std::path::Path) -> Vec<arrow::record_batch::RecordBatch> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let logs = dir.join("logs").display().to_string();
+        let objects = emrwatch::ingest::source::resolve(&[logs]).await.unwrap();
+        emrwatch::ingest::decode_stream(objects, &Default::default())
+            .map(|d| {
+                assert!(d.rejects.is_empty(), "generated records never reject");
+                d.batch
+            })
+            .collect::<Vec<_>>()
+            .await
+    })
 }
