@@ -169,12 +169,12 @@ pub struct GenArgs {
     /// First day, YYYY-MM-DD.
     #[arg(long, default_value = "2026-11-01")]
     pub start: String,
-    /// Workforce size.
-    #[arg(long, default_value_t = 200)]
-    pub staff: u32,
-    /// Patient population.
-    #[arg(long, default_value_t = 5_000)]
-    pub patients: u32,
+    /// Workforce size (default: scaled to --events, about one worker per 650 events, at least 50).
+    #[arg(long)]
+    pub staff: Option<u32>,
+    /// Patient population (default: 25 per worker).
+    #[arg(long)]
+    pub patients: Option<u32>,
     /// Write plain .ndjson instead of .ndjson.gz.
     #[arg(long)]
     pub no_gzip: bool,

@@ -257,3 +257,26 @@ fn decode_logs(dir: &std::path::Path) -> Vec<arrow::record_batch::RecordBatch> {
             .await
     })
 }
+
+#[test]
+fn every_scenario_is_injected_at_a_hundred_thousand_events() {
+    for seed in ["1", "2", "3"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().to_str().unwrap();
+        crate::common::ok(&[
+            "gen",
+            "--out",
+            out,
+            "--events",
+            "100000",
+            "--seed",
+            seed,
+            "--no-gzip",
+        ]);
+        let (_, labels) = read_csv(&dir.path().join("labels.csv"));
+        let got: HashSet<&str> = labels.iter().map(|l| &l[0]).collect();
+        for s in emrwatch::synth::incidents::SCENARIOS {
+            assert!(got.contains(s), "seed {seed}: no {s} incident");
+        }
+    }
+}

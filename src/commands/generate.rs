@@ -13,14 +13,15 @@ pub fn run(args: GenArgs) -> Result<()> {
             reason: format!("--start must be YYYY-MM-DD: {e}"),
         })?;
     use chrono::Datelike;
+    let (staff, patients) = population_for(args.events, args.staff, args.patients);
     let opts = GenOptions {
         out: args.out,
         seed: args.seed,
         events: args.events,
         days: args.days,
         start_day: days_from_civil(i64::from(start.year()), start.month(), start.day()),
-        staff: args.staff.max(1),
-        patients: args.patients.max(1),
+        staff: staff.max(1),
+        patients: patients.max(1),
         gzip: !args.no_gzip,
         incidents: args.incidents,
     };
@@ -35,4 +36,25 @@ pub fn run(args: GenArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Population sizes for an archive of `events`, unless given: a 2,000-person
+/// workforce writes about 1.3 million access events a month, and a hospital
+/// keeps charts of some 25 patients per worker.
+fn population_for(events: u64, staff: Option<u32>, patients: Option<u32>) -> (u32, u32) {
+    let staff = staff.unwrap_or_else(|| (events / 650).clamp(50, 50_000) as u32);
+    (staff, patients.unwrap_or(staff.saturating_mul(25)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::population_for;
+
+    #[test]
+    fn population_scales_with_events_unless_given() {
+        assert_eq!(population_for(1_300_000, None, None), (2_000, 50_000));
+        assert_eq!(population_for(1_000, None, None), (50, 1_250));
+        assert_eq!(population_for(1_300_000, Some(10), None), (10, 250));
+        assert_eq!(population_for(1_300_000, None, Some(7)), (2_000, 7));
+    }
 }
