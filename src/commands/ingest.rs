@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ingest::mapping::Mapping;
 use crate::ingest::{IngestOptions, Reject, decode_stream, source};
 use crate::schema;
-use crate::store::Store;
+use crate::store::{Store, TableWriter};
 
 /// Totals of one ingest run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -116,18 +116,12 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         if let Some(w) = events.as_mut() {
             w.write(&d.batch, schema::TS).await?;
         }
-        rejects.extend(d.rejects);
-        if rejects.len() >= 8192 && !args.dry_run {
-            let w = match rejects_writer.as_mut() {
-                Some(w) => w,
-                None => rejects_writer.insert(store.writer("rejects", &schema::rejects()).await?),
-            };
-            w.write(
-                &rejects_batch(&rejects, run_started_us)?,
-                schema::rejects::INGESTED_AT,
-            )
-            .await?;
-            rejects.clear();
+        // A dry run counts rejects but keeps none, so memory stays flat on garbage input.
+        if !args.dry_run {
+            rejects.extend(d.rejects);
+            if rejects.len() >= 8192 {
+                flush_rejects(&store, &mut rejects_writer, &mut rejects, run_started_us).await?;
+            }
         }
         bar.inc(d.read_bytes);
         bar.set_message(format!(
@@ -151,18 +145,10 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         let rows = w.rows();
         summary.version = w.commit(metadata("access_events", rows)).await?;
     }
-    if !args.dry_run && (!rejects.is_empty() || rejects_writer.is_some()) {
-        let mut w = match rejects_writer {
-            Some(w) => w,
-            None => store.writer("rejects", &schema::rejects()).await?,
-        };
-        if !rejects.is_empty() {
-            w.write(
-                &rejects_batch(&rejects, run_started_us)?,
-                schema::rejects::INGESTED_AT,
-            )
-            .await?;
-        }
+    if !rejects.is_empty() {
+        flush_rejects(&store, &mut rejects_writer, &mut rejects, run_started_us).await?;
+    }
+    if let Some(w) = rejects_writer {
         let rows = w.rows();
         w.commit(metadata("rejects", rows)).await?;
     }
@@ -194,6 +180,26 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         );
     }
     Ok(summary)
+}
+
+/// Appends `rejects` to the `rejects` table (opening its writer on first use) and empties it.
+async fn flush_rejects(
+    store: &Store,
+    writer: &mut Option<TableWriter>,
+    rejects: &mut Vec<Reject>,
+    ingested_at: i64,
+) -> Result<()> {
+    let w = match writer {
+        Some(w) => w,
+        None => writer.insert(store.writer("rejects", &schema::rejects()).await?),
+    };
+    w.write(
+        &rejects_batch(rejects, ingested_at)?,
+        schema::rejects::INGESTED_AT,
+    )
+    .await?;
+    rejects.clear();
+    Ok(())
 }
 
 /// The `rejects` rows of `rejects`, all stamped `ingested_at`.

@@ -52,8 +52,6 @@ pub struct Chunk {
     pub spans: Vec<Span>,
     /// Records the framer dropped since the previous chunk.
     pub rejects: Vec<FrameReject>,
-    /// Position of this chunk within its source (0, 1, 2, …).
-    pub seq: u64,
 }
 
 /// How many leading bytes of a rejected record are kept.
@@ -77,7 +75,6 @@ pub struct LineFramer {
     /// Set while the record being received is over the limit and skipped.
     discarding: bool,
     discarded_len: u64,
-    seq: u64,
 }
 
 impl LineFramer {
@@ -96,7 +93,6 @@ impl LineFramer {
             offset: 0,
             discarding: false,
             discarded_len: 0,
-            seq: 0,
         }
     }
 
@@ -234,15 +230,12 @@ impl LineFramer {
         );
         buf.resize(buf.len() + simd_json::INPUT_PADDING, b' ');
         self.partial_start = 0;
-        let chunk = Chunk {
+        Chunk {
             source: self.source.clone(),
             buf,
             spans: std::mem::take(&mut self.spans),
             rejects: std::mem::take(&mut self.rejects),
-            seq: self.seq,
-        };
-        self.seq += 1;
-        chunk
+        }
     }
 }
 
