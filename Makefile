@@ -39,4 +39,4 @@ fmt:
 ## Regenerate the committed sample archive (deterministic).
 sample:
 	rm -rf data/sample
-	$(CARGO) run -- gen --out data/sample --events 4000 --days 4 --staff 120 --patients 3000 --seed 2026
+	$(CARGO) run -- gen --out data/sample --events 4000 --days 4 --staff 120 --patients 3000 --seed 2026 --gzip

@@ -82,8 +82,15 @@ Tables: access_events, rejects. SQL is read-only (no DDL, INSERT or COPY).";
 
 const GEN_EXAMPLES: &str = "\
 Examples:
-  emrwatch gen --out demo-out --events 5000 --days 7
-  emrwatch gen --out /tmp/big --events 2000000 --no-gzip";
+  emrwatch gen --out demo-out --events 5000 --days 7 --gzip
+  emrwatch gen --out /tmp/big --events 2000000 --days 30
+  emrwatch gen --out /tmp/flat --format ndjson --seed 7
+
+Writes OUT/logs/ (the EMR access log, one file per day), OUT/syslog/ (one file
+per server: RFC 3164 and, for pacs01, RFC 5424), OUT/ref/{staff,patients,
+encounters}.csv and OUT/labels.csv (the injected incidents: scenario, actor,
+patient_id, start_ts, end_ts). The same seed writes the same bytes, whatever
+the number of threads.";
 
 /// Where the store lives.
 #[derive(Debug, Args)]
@@ -175,9 +182,16 @@ pub struct GenArgs {
     /// Patient population (default: 25 per worker).
     #[arg(long)]
     pub patients: Option<u32>,
-    /// Write plain .ndjson instead of .ndjson.gz.
+    /// Compress every file with gzip (.gz).
     #[arg(long)]
-    pub no_gzip: bool,
+    pub gzip: bool,
+    /// Format of the access log: FHIR R4 AuditEvent NDJSON, flat JSON lines
+    /// with the canonical column names, or CSV with a header.
+    #[arg(long, value_enum, default_value_t = crate::synth::OutputFormat::Fhir)]
+    pub format: crate::synth::OutputFormat,
+    /// Threads writing day files (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Incidents injected per scenario (written to OUT/labels.csv).
     #[arg(long, default_value_t = 2)]
     pub incidents: u32,

@@ -22,18 +22,24 @@ pub fn run(args: GenArgs) -> Result<()> {
         start_day: days_from_civil(i64::from(start.year()), start.month(), start.day()),
         staff: staff.max(1),
         patients: patients.max(1),
-        gzip: !args.no_gzip,
+        gzip: args.gzip,
         incidents: args.incidents,
+        format: args.format,
+        threads: args.threads,
     };
     let t = std::time::Instant::now();
     let s = generate(&opts)?;
+    let secs = t.elapsed().as_secs_f64();
     eprintln!(
-        "gen: {} events in {} files under {}, {} incidents in labels.csv ({:.1}s)",
+        "gen: {} access events in {} files under {}, {} syslog lines from {} hosts, {} incidents in labels.csv ({:.1}s, {:.2} M events/s)",
         s.events,
         s.files.len(),
         crate::synth::logs_dir(&opts.out).display(),
+        s.syslog_lines,
+        s.syslog_files.len(),
         s.labels.len(),
-        t.elapsed().as_secs_f64()
+        secs,
+        s.events as f64 / secs.max(1e-9) / 1e6
     );
     Ok(())
 }

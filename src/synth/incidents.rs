@@ -1,39 +1,26 @@
 //! Injected incidents: the malicious events of a scenario from DESIGN.md's
 //! vocabulary, and the label that says where they are.
 //!
-//! Done so far: the access scenarios but terminated_access and after_hours
-//! (both need the background to model employment end and shifts first). Each
-//! incident's label window covers exactly its injected events.
+//! Each scenario comes from blatant to subtle (one family-member chart view, a
+//! slow exfiltration over days, a brute force that succeeds), and each
+//! incident's label window covers exactly its injected events. Culprits act
+//! during their own shift, except where being off-shift is the incident; the
+//! host-level scenarios live in [`super::hosts`].
 
 use std::collections::{HashMap, HashSet};
 
 use super::population::{Encounter, Population};
-use super::{Kind, Rng};
+use super::{Access, Kind, Rng};
 
 const MINUTE: i64 = 60_000_000;
 const DAY: i64 = 86_400_000_000;
-
-/// One event of an incident.
-#[derive(Debug, Clone, Copy)]
-pub struct Injected {
-    /// UTC microseconds.
-    pub ts: i64,
-    /// Staff index.
-    pub user: usize,
-    /// Patient index (unused for logins).
-    pub patient: usize,
-    /// What was done.
-    pub kind: Kind,
-    /// The last octet of an address in 203.0.113.0/24 the user never used, if not their own.
-    pub foreign_ip: Option<u8>,
-}
 
 /// A row of `labels.csv`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {
     /// Scenario name.
     pub scenario: &'static str,
-    /// The culprit's user id.
+    /// The culprit: a user id, or for host-level scenarios the host or source address.
     pub actor: String,
     /// The patient concerned, when one is.
     pub patient_id: Option<String>,
@@ -43,7 +30,7 @@ pub struct Label {
     pub end_us: i64,
 }
 
-/// The scenarios this generator injects.
+/// Every scenario this generator injects: [`ACCESS_SCENARIOS`] and the host-level ones.
 pub const SCENARIOS: &[&str] = &[
     "self_access",
     "family_snooping",
@@ -51,9 +38,31 @@ pub const SCENARIOS: &[&str] = &[
     "coworker_snooping",
     "vip_snooping",
     "deceased_access",
+    "terminated_access",
     "volume_spike",
     "bulk_export",
     "break_glass_misuse",
+    "after_hours",
+    "record_tampering",
+    "account_compromise",
+    "ssh_bruteforce",
+    "privilege_escalation",
+    "log_tampering",
+];
+
+/// The scenarios injected into the EMR access log.
+pub const ACCESS_SCENARIOS: &[&str] = &[
+    "self_access",
+    "family_snooping",
+    "neighbor_snooping",
+    "coworker_snooping",
+    "vip_snooping",
+    "deceased_access",
+    "terminated_access",
+    "volume_spike",
+    "bulk_export",
+    "break_glass_misuse",
+    "after_hours",
     "record_tampering",
     "account_compromise",
 ];
@@ -63,7 +72,7 @@ fn street(address: &str) -> &str {
     address.split_once(' ').map_or(address, |(_, s)| s)
 }
 
-/// Draws `per_scenario` incidents of every scenario in [`SCENARIOS`] (fewer when
+/// Draws `per_scenario` incidents of every scenario in [`ACCESS_SCENARIOS`] (fewer when
 /// the population has no candidate, e.g. no VIP), within the archive's days.
 pub fn inject(
     rng: &mut Rng,
@@ -72,7 +81,7 @@ pub fn inject(
     start_day: i64,
     days: u32,
     per_scenario: u32,
-) -> (Vec<Injected>, Vec<Label>) {
+) -> (Vec<Access>, Vec<Label>) {
     // Who is under the care of which department: snooping must be unexplained.
     let cared: HashSet<(usize, usize)> = encounters
         .iter()
@@ -110,20 +119,38 @@ pub fn inject(
     }
     let n_patients = pop.patients.len() as u64;
 
+    let end_day = start_day + i64::from(days.max(1)) - 1;
+    // Leavers are culprits of terminated_access only, so each label has one cause.
+    let stays = |user: usize| pop.staff[user].termination_day.is_none();
+    let gone: Vec<usize> = (0..pop.staff.len())
+        .filter(|&u| pop.staff[u].termination_day.is_some_and(|t| t < end_day))
+        .collect();
+
     let mut events = Vec::new();
     let mut labels = Vec::new();
-    // A working-hours moment on a random day.
-    let when = |rng: &mut Rng| {
-        let day = start_day + rng.below(u64::from(days.max(1))) as i64;
-        day * DAY + (9 * 60 + rng.below(8 * 60) as i64) * MINUTE
+    // A moment of the culprit's shift on a day they work.
+    let when = |rng: &mut Rng, user: usize| {
+        let s = &pop.staff[user];
+        let day = (0..20)
+            .map(|_| start_day + rng.below(u64::from(days.max(1))) as i64)
+            .find(|&d| s.works_on(d))
+            .unwrap_or(start_day);
+        s.shift.moment(rng, day)
     };
     let staff_n = pop.staff.len() as u64;
-    for scenario in SCENARIOS {
+    for scenario in ACCESS_SCENARIOS {
         for _ in 0..per_scenario.max(1) {
             // Up to 50 tries to find a fitting culprit and victim.
             let found = (0..50).find_map(|_| {
                 let user = rng.below(staff_n) as usize;
                 let s = &pop.staff[user];
+                if *scenario == "terminated_access" {
+                    let u = *gone.get(rng.below(gone.len() as u64) as usize)?;
+                    return Some((u, None));
+                }
+                if !stays(user) {
+                    return None;
+                }
                 match *scenario {
                     "self_access" => own_record.get(s.user_id.as_str()).map(|&p| (user, Some(p))),
                     "family_snooping" => by_last.get(s.last).and_then(|ps| {
@@ -159,6 +186,11 @@ pub fn inject(
                         let p = rng.below(n_patients) as usize;
                         unexplained(user, p).then_some((user, Some(p)))
                     }
+                    // Somebody who never works at night, or it would not be off-hours.
+                    "after_hours" => {
+                        (!s.shift.covers(2) && !s.shift.covers(5) && !s.shift.covers(0))
+                            .then_some((user, None))
+                    }
                     "bulk_export" | "volume_spike" | "record_tampering" | "account_compromise" => {
                         Some((user, None))
                     }
@@ -168,19 +200,27 @@ pub fn inject(
             let Some((user, patient)) = found else {
                 continue;
             };
-            let start = when(rng);
+            let start = when(rng, user);
             let mut these = Vec::new();
             let mut add = |ts: i64, patient: usize, kind: Kind, foreign_ip: Option<u8>| {
-                these.push(Injected {
-                    ts,
-                    user,
-                    patient,
-                    kind,
+                these.push(Access {
                     foreign_ip,
+                    ..Access::new(ts, user, patient, kind)
                 })
             };
             let random_patient = |rng: &mut Rng| rng.below(n_patients) as usize;
             match (*scenario, patient) {
+                ("bulk_export", _) if rng.below(3) == 0 => {
+                    // The subtle one: a slow exfiltration, a dozen charts a day for three days.
+                    let s = &pop.staff[user];
+                    let first = start.div_euclid(DAY).min(end_day - 2).max(start_day);
+                    for day in first..first + 3 {
+                        for _ in 0..10 + rng.below(6) {
+                            let p = random_patient(rng);
+                            add(s.shift.moment(rng, day), p, Kind::Export, None);
+                        }
+                    }
+                }
                 ("bulk_export", _) => {
                     // Dozens of charts printed or exported within the hour.
                     for k in 0..40 + rng.below(40) as i64 {
@@ -248,6 +288,28 @@ pub fn inject(
                     for k in 1..=3 {
                         let p = random_patient(rng);
                         add(t + k * MINUTE, p, Kind::Plain("R", "view"), Some(ip));
+                    }
+                }
+                ("terminated_access", _) => {
+                    // The account of somebody who left, used from home a day or more later.
+                    let t = pop.staff[user].termination_day.unwrap_or(start_day);
+                    let day = (t + 1 + rng.below(10) as i64).clamp(start_day, end_day);
+                    let day = day.max(t + 1);
+                    let ts = day * DAY + (8 * 60 + rng.below(12 * 60) as i64) * MINUTE;
+                    let ip = 1 + rng.below(250) as u8;
+                    add(ts, 0, Kind::Login { failed: false }, Some(ip));
+                    for k in 1..=1 + rng.below(6) as i64 {
+                        let p = random_patient(rng);
+                        add(ts + k * 2 * MINUTE, p, Kind::Plain("R", "view"), Some(ip));
+                    }
+                }
+                ("after_hours", _) => {
+                    // A day worker going through charts between one and four in the morning.
+                    let night = start.div_euclid(DAY) * DAY + 60 * MINUTE;
+                    for _ in 0..20 + rng.below(25) {
+                        let p = random_patient(rng);
+                        let ts = night + rng.below(3 * 3600) as i64 * 1_000_000;
+                        add(ts, p, Kind::Plain("R", "view"), None);
                     }
                 }
                 ("break_glass_misuse", Some(p)) => {

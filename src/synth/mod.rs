@@ -1,22 +1,27 @@
-//! A deterministic synthetic EMR access log: FHIR R4 AuditEvent NDJSON, one
-//! file per day. It feeds the demo, the tests and the benchmarks with realistic
-//! records whose counts are known exactly.
+//! `emrwatch gen`: a deterministic synthetic hospital. It writes the EMR
+//! access log (FHIR R4 AuditEvent NDJSON by default, one file per day), the
+//! servers' syslog, the reference CSVs (`OUT/ref/`), and `OUT/labels.csv`, the
+//! injected incidents a detector should find.
 //!
-//! The hospital has a workforce, patients and encounters (written as the
-//! reference CSVs under `OUT/ref/`), and most chart access follows an
-//! encounter: the attending or a colleague of the encounter's department opens
-//! the patient's chart on a day of the encounter. A few percent of access is
-//! legitimately unexplained (consults, covering colleagues). Injected incidents
-//! with their labels are still to come.
+//! The arrows: [`population`] draws staff (with shifts and leavers), patients
+//! and encounters; [`incidents`] and [`hosts`] plan the incidents;
+//! [`background`] draws each day's ordinary activity, including the benign
+//! look-alikes; [`write`] formats the events. Days are independent random
+//! streams, written in parallel.
 
+pub mod background;
+pub mod hosts;
 pub mod incidents;
 pub mod population;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+pub use write::OutputFormat;
 
 /// SplitMix64: tiny, fast and stable across releases, so a seed means the same archive forever.
 #[derive(Debug, Clone)]
@@ -44,7 +49,7 @@ impl Rng {
 /// Settings of [`generate`].
 #[derive(Debug, Clone)]
 pub struct GenOptions {
-    /// Where to write (`DIR/logs/*.ndjson[.gz]`).
+    /// Where to write (`DIR/logs/`, `DIR/syslog/`, `DIR/ref/`, `DIR/labels.csv`).
     pub out: PathBuf,
     /// Random seed.
     pub seed: u64,
@@ -62,6 +67,10 @@ pub struct GenOptions {
     pub gzip: bool,
     /// Incidents injected per scenario.
     pub incidents: u32,
+    /// Format of the access log.
+    pub format: OutputFormat,
+    /// Threads writing day files (0: one per core).
+    pub threads: usize,
 }
 
 impl Default for GenOptions {
@@ -76,6 +85,8 @@ impl Default for GenOptions {
             patients: 5_000,
             gzip: true,
             incidents: 2,
+            format: OutputFormat::Fhir,
+            threads: 0,
         }
     }
 }
@@ -83,14 +94,18 @@ impl Default for GenOptions {
 /// What [`generate`] wrote: the ground truth tests compare the store against.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenSummary {
-    /// Events written.
+    /// Access events written.
     pub events: u64,
+    /// Syslog lines written.
+    pub syslog_lines: u64,
     /// Events per normalised action.
     pub per_action: BTreeMap<String, u64>,
     /// Distinct patients that appear in some event.
     pub distinct_patients: u64,
-    /// Files written.
+    /// Access-log files written, in day order.
     pub files: Vec<PathBuf>,
+    /// Syslog files written, one per host.
+    pub syslog_files: Vec<PathBuf>,
     /// Incidents injected (also written to `labels.csv`).
     pub labels: Vec<incidents::Label>,
 }
@@ -133,142 +148,225 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// One access event before formatting.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// UTC microseconds.
+    pub ts: i64,
+    /// Staff index.
+    pub user: usize,
+    /// Patient index (unused for logins and logouts).
+    pub patient: usize,
+    /// What was done.
+    pub kind: Kind,
+    /// The last octet of an address in 203.0.113.0/24 the user never used, if not their own.
+    pub foreign_ip: Option<u8>,
+}
+
+impl Access {
+    /// An access from the user's own workstation.
+    pub fn new(ts: i64, user: usize, patient: usize, kind: Kind) -> Self {
+        Self {
+            ts,
+            user,
+            patient,
+            kind,
+            foreign_ip: None,
+        }
+    }
+}
+
+/// Events of each day: weekdays are busier than weekends, and the total is exact.
+fn per_day(events: u64, start_day: i64, days: u32) -> Vec<u64> {
+    let weight = |d: u32| {
+        if population::is_weekend(start_day + i64::from(d)) {
+            3
+        } else {
+            5
+        }
+    };
+    let total: u64 = (0..days).map(weight).sum();
+    let mut n: Vec<u64> = (0..days).map(|d| events * weight(d) / total).collect();
+    let short = events - n.iter().sum::<u64>();
+    for d in 0..short as usize {
+        n[d % days as usize] += 1;
+    }
+    n
+}
+
+/// What one day's file holds.
+struct DayResult {
+    path: PathBuf,
+    events: u64,
+    per_kind: BTreeMap<&'static str, u64>,
+    patients: Vec<usize>,
+}
+
 /// Writes the archive and returns what it holds.
 pub fn generate(opts: &GenOptions) -> Result<GenSummary> {
-    let logs = opts.out.join("logs");
+    let logs = logs_dir(&opts.out);
     std::fs::create_dir_all(&logs)?;
     let mut rng = Rng::new(opts.seed);
-    let mut summary = GenSummary::default();
     let days = opts.days.max(1);
-    let pop = population::Population::new(&mut rng, opts.staff, opts.patients, opts.start_day);
+    let pop =
+        population::Population::new(&mut rng, opts.staff, opts.patients, opts.start_day, days);
     // About twenty chart accesses per encounter.
     let n_enc = (opts.events / 20).max(1) as usize;
     let encs = population::encounters(&mut rng, &pop, n_enc, opts.start_day, days);
     population::write_reference(&opts.out.join("ref"), &pop, &encs)?;
-    let (injected, labels) =
+    let (injected, mut labels) =
         incidents::inject(&mut rng, &pop, &encs, opts.start_day, days, opts.incidents);
+    let host = hosts::generate(
+        &mut rng,
+        &pop,
+        &opts.out,
+        opts.start_day,
+        days,
+        opts.incidents,
+        opts.gzip,
+    )?;
+    labels.extend(host.labels);
     write_labels(&opts.out.join("labels.csv"), &labels)?;
-    let mut injected = injected.into_iter().peekable();
-    let mut active: Vec<Vec<usize>> = vec![Vec::new(); days as usize];
-    for (i, e) in encs.iter().enumerate() {
-        let first = e.start_us.div_euclid(86_400_000_000) - opts.start_day;
-        let last = e.end_us.div_euclid(86_400_000_000) - opts.start_day;
-        for d in first.max(0)..=last.min(i64::from(days) - 1) {
-            active[d as usize].push(i);
+
+    let hospital = background::Hospital::new(&pop, &encs, opts.start_day, days);
+    let mut by_day: Vec<Vec<Access>> = vec![Vec::new(); days as usize];
+    for a in injected {
+        let d = a.ts.div_euclid(86_400_000_000) - opts.start_day;
+        if (0..i64::from(days)).contains(&d) {
+            by_day[d as usize].push(a);
         }
     }
-    let mut seen = vec![false; pop.patients.len()];
-    let n_staff = pop.staff.len() as u64;
-    let n_patients = pop.patients.len() as u64;
-    for day in 0..days {
-        let n = opts.events / u64::from(days)
-            + u64::from(u64::from(day) < opts.events % u64::from(days));
-        let date = opts.start_day + i64::from(day);
-        let (y, m, d) = civil_from_days(date);
-        let name = format!(
-            "{y:04}-{m:02}-{d:02}.ndjson{}",
-            if opts.gzip { ".gz" } else { "" }
-        );
-        let path = logs.join(name);
-        let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        let mut out: Box<dyn Write> = if opts.gzip {
-            Box::new(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::fast(),
-            ))
-        } else {
-            Box::new(file)
-        };
-        // Events spread over the day in time order, mostly in the day shift.
-        let mut times: Vec<i64> = (0..n)
+    let counts = per_day(opts.events, opts.start_day, days);
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    }
+    .min(days as usize);
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(usize, DayResult)>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let hour = if rng.below(10) < 8 {
-                    7 + rng.below(12)
-                } else {
-                    rng.below(24)
-                };
-                let us = (hour * 3600 + rng.below(3600)) * 1_000_000 + rng.below(1000) * 1000;
-                date * 86_400_000_000 + us as i64
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let d = next.fetch_add(1, Ordering::Relaxed);
+                        if d >= days as usize {
+                            return Ok(done);
+                        }
+                        let r = write_day(opts, &hospital, d as u32, counts[d], &by_day[d])?;
+                        done.push((d, r));
+                    }
+                })
             })
             .collect();
-        times.sort_unstable();
-        let today = &active[day as usize];
-        let mut planned: Vec<(i64, usize, usize, Kind, Option<u8>)> =
-            Vec::with_capacity(times.len());
-        for ts in times {
-            let roll = rng.below(1000);
-            let kind = match roll {
-                0..=29 => Kind::Login { failed: roll < 3 },
-                30..=49 => Kind::Logout,
-                50..=51 => Kind::BreakGlass,
-                52..=56 => Kind::Print,
-                57..=58 => Kind::Export,
-                59..=99 => Kind::Plain("U", "update"),
-                100..=119 => Kind::Plain("C", "create"),
-                120..=124 => Kind::Plain("D", "delete"),
-                125..=199 => Kind::Plain("E", "query"),
-                _ => Kind::Plain("R", "view"),
-            };
-            // Chart access follows an encounter of the day, mostly; the rest
-            // is legitimate but unexplained (consults, covering colleagues).
-            let (user, patient) = if kind.has_patient() && !today.is_empty() && rng.below(100) < 93
-            {
-                let e = &encs[today[rng.below(today.len() as u64) as usize]];
-                let team = &pop.by_department[e.dept_index];
-                let user = if rng.below(2) == 0 {
-                    e.attending
-                } else {
-                    team[rng.below(team.len() as u64) as usize]
-                };
-                (user, e.patient)
-            } else {
-                (rng.below(n_staff) as usize, rng.below(n_patients) as usize)
-            };
-            planned.push((ts, user, patient, kind, None));
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut done: Vec<(usize, DayResult)> = Vec::with_capacity(days as usize);
+    for r in results {
+        done.extend(r?);
+    }
+    done.sort_by_key(|(d, _)| *d);
+
+    let mut summary = GenSummary {
+        syslog_lines: host.lines,
+        syslog_files: host.files,
+        labels,
+        ..GenSummary::default()
+    };
+    let mut seen = vec![false; pop.patients.len()];
+    for (_, r) in done {
+        summary.events += r.events;
+        for (k, n) in r.per_kind {
+            *summary.per_action.entry(k.to_string()).or_default() += n;
         }
-        let day_end = (date + 1) * 86_400_000_000;
-        while let Some(inj) = injected.next_if(|e| e.ts < day_end) {
-            planned.push((inj.ts, inj.user, inj.patient, inj.kind, inj.foreign_ip));
+        for p in r.patients {
+            seen[p] = true;
         }
-        planned.sort_by_key(|p| p.0);
-        for (i, (ts, user, patient, kind, foreign_ip)) in planned.into_iter().enumerate() {
-            let staff = &pop.staff[user];
-            let event = Event {
-                id: format!("{y:04}{m:02}{d:02}-{i}"),
-                ts,
-                user: &staff.user_id,
-                role: staff.role,
-                // Each user works from their own address; an intruder from a documentation range.
-                ip: match foreign_ip {
-                    Some(x) => format!("203.0.113.{x}"),
-                    None => format!(
-                        "10.{}.{}.{}",
-                        user / 65_536 % 256,
-                        user / 256 % 256,
-                        user % 256
-                    ),
-                },
-                patient: &pop.patients[patient].patient_id,
-                resource: RESOURCES[rng.below(RESOURCES.len() as u64) as usize],
-                kind,
-            };
-            if event.kind.has_patient() {
-                seen[patient] = true;
-            }
-            *summary
-                .per_action
-                .entry(event.kind.action().to_string())
-                .or_default() += 1;
-            summary.events += 1;
-            event.write_fhir(&mut out)?;
-        }
-        out.flush()?;
-        drop(out);
-        summary.files.push(path);
+        summary.files.push(r.path);
     }
     summary.distinct_patients = seen.iter().filter(|s| **s).count() as u64;
-    summary.labels = labels;
     Ok(summary)
+}
+
+/// Draws, sorts and writes day `day`: its ordinary activity and `injected`.
+fn write_day(
+    opts: &GenOptions,
+    hospital: &background::Hospital,
+    day: u32,
+    n: u64,
+    injected: &[Access],
+) -> Result<DayResult> {
+    // Each day its own stream, so the bytes do not depend on the thread count.
+    let mut rng = Rng::new(opts.seed ^ Rng::new(u64::from(day) + 1).next_u64());
+    let mut events = hospital.day(&mut rng, day, n);
+    events.extend_from_slice(injected);
+    events.sort_by_key(|e| e.ts);
+
+    let date = opts.start_day + i64::from(day);
+    let (y, m, d) = civil_from_days(date);
+    let name = format!(
+        "{y:04}-{m:02}-{d:02}.{}{}",
+        opts.format.extension(),
+        if opts.gzip { ".gz" } else { "" }
+    );
+    let path = logs_dir(&opts.out).join(name);
+    let file = std::fs::File::create(&path).map_err(|e| Error::Input {
+        input: path.display().to_string(),
+        reason: format!("cannot create: {e}"),
+    })?;
+    let mut out: Box<dyn Write> = if opts.gzip {
+        Box::new(flate2::write::GzEncoder::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            flate2::Compression::fast(),
+        ))
+    } else {
+        Box::new(file)
+    };
+    let id_prefix = format!("{y:04}{m:02}{d:02}-");
+    let date_prefix = format!("{y:04}-{m:02}-{d:02}T");
+    let pop = hospital.pop;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    buf.extend_from_slice(opts.format.preamble());
+    let mut per_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut patients = Vec::new();
+    for (i, a) in events.iter().enumerate() {
+        let staff = &pop.staff[a.user];
+        let e = write::EventView {
+            id_prefix: id_prefix.as_bytes(),
+            seq: i as u64,
+            date_prefix: date_prefix.as_bytes(),
+            ts: a.ts,
+            user: &staff.user_id,
+            role: staff.role,
+            user_index: a.user,
+            foreign_ip: a.foreign_ip,
+            patient: &pop.patients[a.patient].patient_id,
+            resource: RESOURCES[rng.below(RESOURCES.len() as u64) as usize],
+            kind: a.kind,
+        };
+        write::event(&mut buf, opts.format, &e);
+        if buf.len() >= (1 << 20) - 4096 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+        if a.kind.has_patient() {
+            patients.push(a.patient);
+        }
+        *per_kind.entry(a.kind.action()).or_default() += 1;
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+    drop(out);
+    Ok(DayResult {
+        path,
+        events: events.len() as u64,
+        per_kind,
+        patients,
+    })
 }
 
 /// Writes `labels.csv`: scenario, actor, patient_id, start_ts, end_ts.
@@ -311,7 +409,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn action(&self) -> &'static str {
+    /// The normalised action the decoders store for it.
+    pub fn action(&self) -> &'static str {
         match self {
             Kind::Login { failed: true } => "login_failed",
             Kind::Login { failed: false } => "login",
@@ -322,79 +421,9 @@ impl Kind {
             Kind::Plain(_, a) => a,
         }
     }
-    fn has_patient(&self) -> bool {
+    /// Whether it concerns a patient's chart.
+    pub fn has_patient(&self) -> bool {
         !matches!(self, Kind::Login { .. } | Kind::Logout)
-    }
-}
-
-struct Event<'a> {
-    id: String,
-    ts: i64,
-    user: &'a str,
-    role: &'static str,
-    ip: String,
-    patient: &'a str,
-    resource: &'static str,
-    kind: Kind,
-}
-
-impl Event<'_> {
-    fn write_fhir(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
-        const REST: &str = "http://terminology.hl7.org/CodeSystem/audit-event-type";
-        const INTERACTION: &str = "http://hl7.org/fhir/restful-interaction";
-        let (type_code, type_system, subtype, action) = match &self.kind {
-            Kind::Login { .. } => ("110114", DCM, "110122", "E"),
-            Kind::Logout => ("110114", DCM, "110123", "E"),
-            Kind::BreakGlass => ("rest", REST, "read", "R"),
-            Kind::Print => ("rest", REST, "print", "R"),
-            Kind::Export => ("rest", REST, "export", "R"),
-            Kind::Plain(code, _) => (
-                "rest",
-                REST,
-                match *code {
-                    "C" => "create",
-                    "U" => "update",
-                    "D" => "delete",
-                    "E" => "search-type",
-                    _ => "read",
-                },
-                *code,
-            ),
-        };
-        let sub_system = if type_system == DCM { DCM } else { INTERACTION };
-        let outcome = if matches!(self.kind, Kind::Login { failed: true }) {
-            "4"
-        } else {
-            "0"
-        };
-        write!(
-            out,
-            r#"{{"resourceType":"AuditEvent","id":"{}","type":{{"system":"{type_system}","code":"{type_code}"}},"subtype":[{{"system":"{sub_system}","code":"{subtype}"}}],"action":"{action}","recorded":"{}","outcome":"{outcome}","#,
-            self.id,
-            rfc3339(self.ts)
-        )?;
-        if matches!(self.kind, Kind::BreakGlass) {
-            write!(
-                out,
-                r#""purposeOfEvent":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"BTG"}}]}}],"#
-            )?;
-        }
-        write!(
-            out,
-            r#""agent":[{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"role":[{{"coding":[{{"system":"urn:emrwatch:role","code":"{}"}}]}}],"who":{{"identifier":{{"system":"urn:emrwatch:staff","value":"{}"}}}},"requestor":true,"network":{{"address":"{}","type":"2"}}}}],"source":{{"observer":{{"display":"EMR"}}}}"#,
-            self.role, self.user, self.ip
-        )?;
-        if self.kind.has_patient() {
-            write!(
-                out,
-                r#","entity":[{{"what":{{"reference":"Patient/{p}"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}},{{"what":{{"reference":"{r}/{id}"}}}}]"#,
-                p = self.patient,
-                r = self.resource,
-                id = self.id
-            )?;
-        }
-        writeln!(out, "}}")
     }
 }
 

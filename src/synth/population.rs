@@ -21,7 +21,72 @@ pub const DEPARTMENTS: &[(&str, &[&str], bool)] = &[
     ("registration", &["clerk"], false),
     ("health-information", &["him"], false),
     ("finance", &["billing"], false),
+    ("it", &["admin"], false),
 ];
+
+/// When a worker works. Background activity stays inside it, so "hours the
+/// user never works" (after_hours) has a meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shift {
+    /// `day`, `evening`, `night` or `office`.
+    pub name: &'static str,
+    /// First hour (UTC).
+    pub start_hour: u8,
+    /// Length in hours; a night shift wraps past midnight.
+    pub hours: u8,
+    /// Whether the worker also works on Saturdays and Sundays.
+    pub weekends: bool,
+}
+
+/// 07:00–15:00, every day of the week (on a rota).
+pub const DAY_SHIFT: Shift = Shift {
+    name: "day",
+    start_hour: 7,
+    hours: 8,
+    weekends: true,
+};
+/// 15:00–23:00.
+pub const EVENING_SHIFT: Shift = Shift {
+    name: "evening",
+    start_hour: 15,
+    hours: 8,
+    weekends: true,
+};
+/// 23:00–07:00: permanent night staff.
+pub const NIGHT_SHIFT: Shift = Shift {
+    name: "night",
+    start_hour: 23,
+    hours: 8,
+    weekends: true,
+};
+/// 08:00–17:00 on weekdays: HIM, billing, registration, IT.
+pub const OFFICE_HOURS: Shift = Shift {
+    name: "office",
+    start_hour: 8,
+    hours: 9,
+    weekends: false,
+};
+
+impl Shift {
+    /// Whether the hour of day `h` (0–23) is inside the shift.
+    pub fn covers(&self, h: u8) -> bool {
+        (h + 24 - self.start_hour) % 24 < self.hours
+    }
+    /// A moment of the shift on `day` (days since the epoch), UTC microseconds.
+    /// A night shift's hours after midnight fall on the same calendar day.
+    pub fn moment(&self, rng: &mut Rng, day: i64) -> i64 {
+        let hour = (u64::from(self.start_hour) + rng.below(u64::from(self.hours))) % 24;
+        day * 86_400_000_000
+            + (hour * 3600 + rng.below(3600)) as i64 * 1_000_000
+            + rng.below(1000) as i64 * 1000
+    }
+}
+
+/// Whether `day` (days since the epoch) is a Saturday or a Sunday.
+pub fn is_weekend(day: i64) -> bool {
+    // 1970-01-01 was a Thursday.
+    matches!((day + 3).rem_euclid(7), 5 | 6)
+}
 
 // Common surnames on purpose: staff share them with patients they legitimately treat.
 const LAST: &[&str] = &[
@@ -84,6 +149,21 @@ pub struct Staff {
     pub zip: &'static str,
     /// Days since the epoch.
     pub hire_day: i64,
+    /// Last day of employment (days since the epoch), if they left.
+    pub termination_day: Option<i64>,
+    /// When they work.
+    pub shift: Shift,
+}
+
+impl Staff {
+    /// Whether they are employed on `day` (the termination day is their last).
+    pub fn employed_on(&self, day: i64) -> bool {
+        day >= self.hire_day && self.termination_day.is_none_or(|t| day <= t)
+    }
+    /// Whether they are at work on `day`: employed, and it is one of their days.
+    pub fn works_on(&self, day: i64) -> bool {
+        self.employed_on(day) && (self.shift.weekends || !is_weekend(day))
+    }
 }
 
 /// A patient.
@@ -147,8 +227,9 @@ fn address(rng: &mut Rng) -> String {
 }
 
 impl Population {
-    /// Draws `staff` workers and `patients` patients; some staff are patients too.
-    pub fn new(rng: &mut Rng, staff: u32, patients: u32, start_day: i64) -> Self {
+    /// Draws `staff` workers and `patients` patients; some staff are patients
+    /// too, and a few workers leave before or during the `days` from `start_day`.
+    pub fn new(rng: &mut Rng, staff: u32, patients: u32, start_day: i64, days: u32) -> Self {
         let mut by_department = vec![Vec::new(); DEPARTMENTS.len()];
         let staff: Vec<Staff> = (0..staff.max(1))
             .map(|i| {
@@ -160,19 +241,47 @@ impl Population {
                 };
                 let (department, roles, _) = DEPARTMENTS[dept_index];
                 by_department[dept_index].push(i as usize);
+                let role = pick(rng, roles);
+                let shift = match role {
+                    "physician" | "nurse" => match rng.below(20) {
+                        0..=11 => DAY_SHIFT,
+                        12..=16 => EVENING_SHIFT,
+                        _ => NIGHT_SHIFT,
+                    },
+                    "pharmacist" | "radiology" => {
+                        if rng.below(10) < 7 {
+                            DAY_SHIFT
+                        } else {
+                            EVENING_SHIFT
+                        }
+                    }
+                    _ => OFFICE_HOURS,
+                };
+                // Three in a hundred leave: some before the archive (their
+                // accounts should be silent), some during it.
+                let termination_day = (rng.below(100) < 3)
+                    .then(|| start_day - 60 + rng.below(60 + u64::from(days) * 2 / 3) as i64);
                 Staff {
                     user_id: format!("u{i:05}"),
                     first: pick(rng, FIRST),
                     last: pick(rng, LAST),
-                    role: pick(rng, roles),
+                    role,
                     department,
                     dept_index,
                     address: address(rng),
                     zip: pick(rng, ZIPS),
                     hire_day: start_day - 30 - rng.below(7000) as i64,
+                    termination_day,
+                    shift,
                 }
             })
             .collect();
+        let mut staff = staff;
+        // Every hospital has had somebody leave; terminated_access needs one.
+        if staff.len() > 10 && staff.iter().all(|s| s.termination_day.is_none()) {
+            let n = staff.len();
+            staff[n / 2].termination_day = Some(start_day - 10);
+        }
         let mut patients: Vec<Patient> = (0..patients.max(1))
             .map(|i| Patient {
                 patient_id: format!("MRN{i:07}"),
@@ -186,6 +295,11 @@ impl Population {
                 employee_user_id: None,
             })
             .collect();
+        // Every hospital has a celebrity or two on file.
+        if patients.len() >= 100 && !patients.iter().any(|p| p.vip) {
+            let n = patients.len();
+            patients[n / 3].vip = true;
+        }
         // One worker in five is also a patient here: same name and home.
         let n_patients = patients.len();
         for (i, s) in staff.iter().enumerate() {
@@ -230,7 +344,7 @@ pub fn write_reference(dir: &Path, pop: &Population, encounters: &[Encounter]) -
     for s in &pop.staff {
         writeln!(
             w,
-            "{},{},{},{},{},{},{},{},",
+            "{},{},{},{},{},{},{},{},{}",
             s.user_id,
             s.first,
             s.last,
@@ -238,7 +352,8 @@ pub fn write_reference(dir: &Path, pop: &Population, encounters: &[Encounter]) -
             s.department,
             s.address,
             s.zip,
-            date(s.hire_day)
+            date(s.hire_day),
+            s.termination_day.map(date).unwrap_or_default()
         )?;
     }
     w.flush()?;
@@ -304,13 +419,18 @@ pub fn encounters(
     let mut out: Vec<Encounter> = (0..n)
         .map(|_| {
             let dept_index = pick(rng, &clinical);
-            let attending = pick(rng, &pop.by_department[dept_index]);
+            let day = start_day + rng.below(u64::from(days.max(1))) as i64;
+            // The attending is on the payroll for the whole stay.
+            let team = &pop.by_department[dept_index];
+            let attending = (0..20)
+                .map(|_| pick(rng, team))
+                .find(|&u| pop.staff[u].employed_on(day + 6))
+                .unwrap_or(team[0]);
             let patient = if living.is_empty() {
                 0
             } else {
                 pick(rng, &living)
             };
-            let day = start_day + rng.below(u64::from(days.max(1))) as i64;
             let start_us = day * 24 * HOUR
                 + (6 + rng.below(14) as i64) * HOUR
                 + rng.below(3600) as i64 * 1_000_000;
