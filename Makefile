@@ -3,13 +3,15 @@
 CARGO ?= cargo
 DEMO_BIN := target/debug/emrwatch
 DEMO_STORE := target/demo-store
+DEMO_HOSPITAL := target/demo-hospital
 
-.PHONY: demo test build lint fmt sample clean-demo
+.PHONY: demo test build lint fmt clean-demo
 
-## Build (the dev profile shared with the tests, see README "Build profiles"), ingest data/sample/logs/, run a few queries.
+## Build (the dev profile shared with the tests, see README "Build profiles"), generate a hospital, ingest its access log, run a few queries.
 demo: $(DEMO_BIN)
-	rm -rf $(DEMO_STORE)
-	$(DEMO_BIN) ingest data/sample/logs/ --store $(DEMO_STORE)
+	rm -rf $(DEMO_STORE) $(DEMO_HOSPITAL)
+	$(DEMO_BIN) gen --out $(DEMO_HOSPITAL) --events 200000 --days 14 --seed 2026
+	$(DEMO_BIN) ingest $(DEMO_HOSPITAL)/logs/ --store $(DEMO_STORE)
 	@echo; echo "== Events per action"
 	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT action, count(*) AS events, count(DISTINCT patient_id) AS patients FROM access_events GROUP BY action ORDER BY events DESC"
 	@echo; echo "== Who opened the most distinct charts"
@@ -18,6 +20,8 @@ demo: $(DEMO_BIN)
 	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT event_date, count(*) AS overrides, count(DISTINCT user_id) AS users FROM access_events WHERE action = 'break_glass' GROUP BY 1 ORDER BY 1"
 	@echo; echo "== Failed logins by source address"
 	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT src_ip, count(*) AS failures FROM access_events WHERE action = 'login_failed' GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+	@echo; echo "== Incidents injected into $(DEMO_HOSPITAL) (labels.csv), for the detection rules to find"
+	@tail -n +2 $(DEMO_HOSPITAL)/labels.csv | cut -d, -f1 | sort | uniq -c
 	@echo; echo "Try it yourself: $(DEMO_BIN) sql --store $(DEMO_STORE)"
 
 # Cargo decides whether anything needs rebuilding.
@@ -35,8 +39,3 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
-
-## Regenerate the committed sample archive (deterministic).
-sample:
-	rm -rf data/sample
-	$(CARGO) run -- gen --out data/sample --events 4000 --days 4 --staff 120 --patients 3000 --seed 2026 --gzip

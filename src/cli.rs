@@ -60,7 +60,7 @@ pub struct EvalArgs {
 
 const INGEST_EXAMPLES: &str = "\
 Examples:
-  emrwatch ingest data/sample/logs/ --store ./emrwatch-store
+  emrwatch ingest hospital/logs/ --store ./emrwatch-store
   emrwatch ingest 'archive/**/*.ndjson.gz' --format ndjson --mapping mapping.toml
   emrwatch ingest file:///var/log/emr/audit-2026-11-01.ndjson.zst --strict
 
