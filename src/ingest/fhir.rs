@@ -233,6 +233,10 @@ impl<'t, 'i> Agent<'t, 'i> {
 
 /// Cuts `/_history/…` off a reference: `Patient/123/_history/2` names version 2 of Patient/123.
 fn without_history(r: &str) -> &str {
+    // Most references have no `_` at all: skip building a substring searcher.
+    if memchr::memchr(b'_', r.as_bytes()).is_none() {
+        return r;
+    }
     match memchr::memmem::find(r.as_bytes(), b"/_history/") {
         Some(i) => &r[..i],
         None => r,
