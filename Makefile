@@ -5,7 +5,7 @@ DEMO_BIN := target/debug/emrwatch
 DEMO_STORE := target/demo-store
 DEMO_HOSPITAL := target/demo-hospital
 
-.PHONY: demo test build lint fmt clean-demo
+.PHONY: demo test bench lint fmt
 
 ## Build (the dev profile shared with the tests, see README "Build profiles"), generate a hospital, ingest its access log, run a few queries.
 demo: $(DEMO_BIN)
@@ -32,6 +32,10 @@ $(DEMO_BIN):
 ## Every test: unit tests and the one integration-test binary (dev profile, one build).
 test:
 	$(CARGO) test --all-targets
+
+## Ingest side by side with DuckDB (installed into target/bench-venv) and arrow-json; writes benches/RESULTS.md.
+bench:
+	python3 benches/bench.py
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -3,7 +3,7 @@
 //! other formats for comparison.
 //!
 //! `cargo bench --bench gen`; the archive goes to a temporary folder under
-//! `EMRWATCH_BENCH_DIR` (default: the system's). Writing 1.35 GB per
+//! `EMRWATCH_BENCH_DIR` (default: the system's). Writing 0.83 GB per
 //! iteration, a disk can be the limit: `EMRWATCH_BENCH_DIR=/dev/shm` measures
 //! the generator itself.
 
