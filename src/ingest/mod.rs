@@ -517,18 +517,13 @@ impl ByteSource {
         match self {
             Self::File(f) => {
                 use std::io::Read;
-                let mut buf = vec![0u8; READ_BLOCK];
-                let mut filled = 0;
-                while filled < READ_BLOCK {
-                    match f.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Some(Err(e.to_string())),
-                    }
+                // read_to_end fills spare capacity without zeroing it first
+                // (zeroing a fresh megabyte per block was 3 % of a run).
+                let mut buf = Vec::with_capacity(READ_BLOCK);
+                if let Err(e) = f.take(READ_BLOCK as u64).read_to_end(&mut buf) {
+                    return Some(Err(e.to_string()));
                 }
-                buf.truncate(filled);
-                (filled > 0).then(|| Ok(buf.into()))
+                (!buf.is_empty()).then(|| Ok(buf.into()))
             }
             Self::Stream(s) => handle
                 .block_on(s.next())
