@@ -223,7 +223,7 @@ impl Gen<'_> {
         );
     }
 
-    /// `name` tries and fails to log in from `ip` as `user` (an unknown one when `invalid`).
+    /// Somebody at `ip` tries and fails to log in as `user` (an account that does not exist when `invalid`).
     fn failure(&mut self, host: usize, ts: i64, ip: &str, user: &str, invalid: bool) {
         let pid = self.next_pid();
         let port = self.port();
@@ -256,7 +256,7 @@ impl Gen<'_> {
         }
     }
 
-    /// A systemd unit stopped and started again (`name`: `rsyslog`, …).
+    /// rsyslog stopped and started again by systemd, as a logrotate postrotate script does.
     fn restart_rsyslog(&mut self, host: usize, ts: i64) {
         let old = self.next_pid();
         self.push(

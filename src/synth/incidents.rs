@@ -294,7 +294,6 @@ pub fn inject(
                     // The account of somebody who left, used from home a day or more later.
                     let t = pop.staff[user].termination_day.unwrap_or(start_day);
                     let day = (t + 1 + rng.below(10) as i64).clamp(start_day, end_day);
-                    let day = day.max(t + 1);
                     let ts = day * DAY + (8 * 60 + rng.below(12 * 60) as i64) * MINUTE;
                     let ip = 1 + rng.below(250) as u8;
                     add(ts, 0, Kind::Login { failed: false }, Some(ip));
