@@ -256,7 +256,7 @@ fn every_label_window_holds_the_actors_events() {
     assert_eq!(h, ["scenario", "actor", "patient_id", "start_ts", "end_ts"]);
     assert_eq!(labels.len(), truth.labels.len());
     let scenarios: HashSet<&str> = labels.iter().map(|l| &l[0]).collect();
-    for s in emrwatch::synth::incidents::SCENARIOS {
+    for s in emrwatch::synth::incidents::scenarios() {
         assert!(scenarios.contains(s), "no {s} incident");
     }
     let (_, staff) = read_csv(&dir.path().join("ref/staff.csv"));
@@ -619,7 +619,7 @@ fn every_scenario_is_injected_at_a_hundred_thousand_events() {
         ]);
         let (_, labels) = read_csv(&dir.path().join("labels.csv"));
         let got: HashSet<&str> = labels.iter().map(|l| &l[0]).collect();
-        for s in emrwatch::synth::incidents::SCENARIOS {
+        for s in emrwatch::synth::incidents::scenarios() {
             assert!(got.contains(s), "seed {seed}: no {s} incident");
         }
     }

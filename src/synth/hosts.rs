@@ -597,7 +597,7 @@ fn incidents(
     let mut labels = Vec::new();
     let mut gaps = Vec::new();
     let days = i64::from(days.max(1));
-    for scenario in ["ssh_bruteforce", "privilege_escalation", "log_tampering"] {
+    for &scenario in super::incidents::HOST_SCENARIOS {
         for k in 0..per_scenario.max(1) {
             let day = start_day + g.rng.below(days as u64) as i64;
             let start = day * DAY + g.rng.below(86_400 - 6 * 3600) as i64 * SECOND;

@@ -30,26 +30,6 @@ pub struct Label {
     pub end_us: i64,
 }
 
-/// Every scenario this generator injects: [`ACCESS_SCENARIOS`] and the host-level ones.
-pub const SCENARIOS: &[&str] = &[
-    "self_access",
-    "family_snooping",
-    "neighbor_snooping",
-    "coworker_snooping",
-    "vip_snooping",
-    "deceased_access",
-    "terminated_access",
-    "volume_spike",
-    "bulk_export",
-    "break_glass_misuse",
-    "after_hours",
-    "record_tampering",
-    "account_compromise",
-    "ssh_bruteforce",
-    "privilege_escalation",
-    "log_tampering",
-];
-
 /// The scenarios injected into the EMR access log.
 pub const ACCESS_SCENARIOS: &[&str] = &[
     "self_access",
@@ -66,6 +46,14 @@ pub const ACCESS_SCENARIOS: &[&str] = &[
     "record_tampering",
     "account_compromise",
 ];
+
+/// The scenarios injected into the servers' syslog (see [`super::hosts`]).
+pub const HOST_SCENARIOS: &[&str] = &["ssh_bruteforce", "privilege_escalation", "log_tampering"];
+
+/// Every scenario this generator injects: the access ones, then the host ones.
+pub fn scenarios() -> impl Iterator<Item = &'static str> {
+    ACCESS_SCENARIOS.iter().chain(HOST_SCENARIOS).copied()
+}
 
 /// The street of an address (`12 OAK ST` → `OAK ST`).
 fn street(address: &str) -> &str {
