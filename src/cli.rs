@@ -26,7 +26,7 @@ pub enum Command {
     /// Run SQL over the store: one statement with -e/-f, or an interactive shell.
     #[command(after_help = SQL_EXAMPLES)]
     Sql(SqlArgs),
-    /// Write a synthetic FHIR AuditEvent archive (deterministic for a seed).
+    /// Write a synthetic hospital: access logs, server syslog, reference CSVs and labelled incidents.
     #[command(after_help = GEN_EXAMPLES)]
     Gen(GenArgs),
     /// Score alerts against labelled incidents: precision and recall per scenario.
@@ -161,7 +161,7 @@ pub struct SqlArgs {
 /// `emrwatch gen`.
 #[derive(Debug, Args)]
 pub struct GenArgs {
-    /// Output folder (the archive goes to OUT/logs/).
+    /// Output folder (OUT/logs/, OUT/syslog/, OUT/ref/, OUT/labels.csv).
     #[arg(long)]
     pub out: PathBuf,
     /// Random seed: the same seed writes the same bytes.
