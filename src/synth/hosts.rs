@@ -115,6 +115,24 @@ impl Gen<'_> {
             incident: false,
         });
     }
+    /// A message from systemd (pid 1).
+    fn systemd(&mut self, ts: i64, host: usize, msg: &str) {
+        self.push(ts, host, DAEMON, "systemd", 1, msg.into());
+    }
+
+    /// rsyslogd's own message about itself (`start`, `exiting on signal 15.`, …).
+    fn rsyslogd(&mut self, ts: i64, host: usize, pid: u32, what: &str) {
+        let origin = RSYSLOG_ORIGIN.replace("PID", &pid.to_string());
+        self.push(
+            ts,
+            host,
+            SYSLOG,
+            "rsyslogd",
+            pid,
+            format!("{origin} {what}"),
+        );
+    }
+
     fn next_pid(&mut self) -> u32 {
         self.pid = 1000 + (self.pid + 1 + self.rng.below(50) as u32 - 1000) % 60_000;
         self.pid
@@ -259,65 +277,33 @@ impl Gen<'_> {
     /// rsyslog stopped and started again by systemd, as a logrotate postrotate script does.
     fn restart_rsyslog(&mut self, host: usize, ts: i64) {
         let old = self.next_pid();
-        self.push(
+        self.systemd(
             ts,
             host,
-            DAEMON,
-            "systemd",
-            1,
-            "Stopping rsyslog.service - System Logging Service...".into(),
+            "Stopping rsyslog.service - System Logging Service...",
         );
-        self.push(
-            ts,
-            host,
-            SYSLOG,
-            "rsyslogd",
-            old,
-            format!(
-                "{} exiting on signal 15.",
-                RSYSLOG_ORIGIN.replace("PID", &old.to_string())
-            ),
-        );
-        self.push(
+        self.rsyslogd(ts, host, old, "exiting on signal 15.");
+        self.systemd(
             ts + SECOND,
             host,
-            DAEMON,
-            "systemd",
-            1,
-            "rsyslog.service: Deactivated successfully.".into(),
+            "rsyslog.service: Deactivated successfully.",
         );
-        self.push(
+        self.systemd(
             ts + SECOND,
             host,
-            DAEMON,
-            "systemd",
-            1,
-            "Stopped rsyslog.service - System Logging Service.".into(),
+            "Stopped rsyslog.service - System Logging Service.",
         );
-        self.push(
+        self.systemd(
             ts + SECOND,
             host,
-            DAEMON,
-            "systemd",
-            1,
-            "Starting rsyslog.service - System Logging Service...".into(),
+            "Starting rsyslog.service - System Logging Service...",
         );
         let new = self.next_pid();
-        self.push(
+        self.rsyslogd(ts + 2 * SECOND, host, new, "start");
+        self.systemd(
             ts + 2 * SECOND,
             host,
-            SYSLOG,
-            "rsyslogd",
-            new,
-            format!("{} start", RSYSLOG_ORIGIN.replace("PID", &new.to_string())),
-        );
-        self.push(
-            ts + 2 * SECOND,
-            host,
-            DAEMON,
-            "systemd",
-            1,
-            "Started rsyslog.service - System Logging Service.".into(),
+            "Started rsyslog.service - System Logging Service.",
         );
     }
 }
@@ -413,37 +399,17 @@ pub fn generate(
             }
             // The nightly logrotate; emr-app01's configuration restarts rsyslog.
             let t = midnight + 10 * SECOND + g.rng.below(20) as i64 * SECOND;
-            g.push(
-                t,
-                h,
-                DAEMON,
-                "systemd",
-                1,
-                "Starting logrotate.service - Rotate log files...".into(),
-            );
+            g.systemd(t, h, "Starting logrotate.service - Rotate log files...");
             if h == APP01 {
                 g.restart_rsyslog(h, t + SECOND);
             } else {
                 let pid = 600 + h as u32;
-                g.push(
-                    t + SECOND,
-                    h,
-                    SYSLOG,
-                    "rsyslogd",
-                    pid,
-                    format!(
-                        "{} rsyslogd was HUPed",
-                        RSYSLOG_ORIGIN.replace("PID", &pid.to_string())
-                    ),
-                );
+                g.rsyslogd(t + SECOND, h, pid, "rsyslogd was HUPed");
             }
-            g.push(
+            g.systemd(
                 t + 3 * SECOND,
                 h,
-                DAEMON,
-                "systemd",
-                1,
-                "logrotate.service: Deactivated successfully.".into(),
+                "logrotate.service: Deactivated successfully.",
             );
             if !is_weekend(date) {
                 // Admins at work: SSH in, sudo a few things, sometimes a typo first.
@@ -707,13 +673,10 @@ fn incidents(
                                 sp,
                                 sudo("/usr/bin/systemctl stop auditd"),
                             );
-                            g.push(
+                            g.systemd(
                                 start + SECOND,
                                 host,
-                                DAEMON,
-                                "systemd",
-                                1,
-                                "Stopping auditd.service - Security Auditing Service...".into(),
+                                "Stopping auditd.service - Security Auditing Service...",
                             );
                             let ap = g.next_pid();
                             g.push(
@@ -724,13 +687,10 @@ fn incidents(
                                 ap,
                                 "The audit daemon is exiting.".into(),
                             );
-                            g.push(
+                            g.systemd(
                                 start + 2 * SECOND,
                                 host,
-                                DAEMON,
-                                "systemd",
-                                1,
-                                "Stopped auditd.service - Security Auditing Service.".into(),
+                                "Stopped auditd.service - Security Auditing Service.",
                             );
                         }
                         1 => {
@@ -761,36 +721,16 @@ fn incidents(
                                 sp,
                                 sudo("/usr/bin/systemctl stop rsyslog"),
                             );
-                            g.push(
+                            g.systemd(
                                 start + SECOND,
                                 host,
-                                DAEMON,
-                                "systemd",
-                                1,
-                                "Stopping rsyslog.service - System Logging Service...".into(),
+                                "Stopping rsyslog.service - System Logging Service...",
                             );
                             let rp = g.next_pid();
-                            g.push(
-                                start + SECOND,
-                                host,
-                                SYSLOG,
-                                "rsyslogd",
-                                rp,
-                                format!(
-                                    "{} exiting on signal 15.",
-                                    RSYSLOG_ORIGIN.replace("PID", &rp.to_string())
-                                ),
-                            );
+                            g.rsyslogd(start + SECOND, host, rp, "exiting on signal 15.");
                             let back = start + (3 + g.rng.below(4) as i64) * HOUR;
                             let np = g.next_pid();
-                            g.push(
-                                back,
-                                host,
-                                SYSLOG,
-                                "rsyslogd",
-                                np,
-                                format!("{} start", RSYSLOG_ORIGIN.replace("PID", &np.to_string())),
-                            );
+                            g.rsyslogd(back, host, np, "start");
                             gaps.push((host, start + SECOND, back));
                         }
                     }
