@@ -12,9 +12,12 @@ pub mod provider;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
+use delta_kernel::expressions::Scalar;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add};
@@ -22,8 +25,9 @@ use deltalake::kernel::{StructField, StructType};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError};
+use indexmap::IndexMap;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -187,10 +191,19 @@ impl TableWriter {
         let stored = to_stored(batch, &self.stored_schema, ts_column)?;
         self.rows += stored.num_rows() as u64;
         self.unflushed += stored.num_rows() as u64;
-        self.writer
-            .write(stored)
-            .await
-            .map_err(|e| self.store.err(e))?;
+        // The writer's own `write` groups rows by partition through a row
+        // converter, a hash map and a `take` of every column: a seventh of the
+        // CPU of a JSON-lines ingest. Logs arrive in time order, so the rows of
+        // a day are one run and a zero-copy slice is its whole partition.
+        let (stored, runs) = date_runs(stored)?;
+        for (date, start, len) in runs {
+            let values: IndexMap<String, Scalar> =
+                IndexMap::from([(schema::EVENT_DATE.to_string(), Scalar::Date(date))]);
+            self.writer
+                .write_partition(stored.slice(start, len), &values, WriteMode::Default)
+                .await
+                .map_err(|e| self.store.err(e))?;
+        }
         if self.unflushed >= self.flush_rows {
             let finished = self.writer.flush().await.map_err(|e| self.store.err(e))?;
             self.adds.extend(finished);
@@ -241,6 +254,43 @@ impl TableWriter {
     }
 }
 
+/// A partition's rows in a batch: (days since the epoch, first row, rows).
+type DateRun = (i32, usize, usize);
+
+/// The runs of equal `event_date` (the last column) in `batch`, as
+/// (date, first row, rows). A batch whose dates are not in runs (more runs than
+/// one per 1024 rows) is first reordered by date, stably, so a shuffled input
+/// costs one `take` rather than a write per row.
+fn date_runs(batch: RecordBatch) -> Result<(RecordBatch, Vec<DateRun>)> {
+    fn runs(dates: &[i32]) -> Vec<DateRun> {
+        let mut out: Vec<DateRun> = Vec::new();
+        for (i, &d) in dates.iter().enumerate() {
+            match out.last_mut() {
+                Some((last, _, len)) if *last == d => *len += 1,
+                _ => out.push((d, i, 1)),
+            }
+        }
+        out
+    }
+    let dates = |b: &RecordBatch| -> Vec<i32> {
+        b.column(b.num_columns() - 1)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .map(|a| a.values().to_vec())
+            .unwrap_or_default()
+    };
+    let found = runs(&dates(&batch));
+    if found.len() <= 1 + batch.num_rows() / 1024 {
+        return Ok((batch, found));
+    }
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    let d = dates(&batch);
+    order.sort_by_key(|&i| d[i as usize]);
+    let sorted = arrow::compute::take_record_batch(&batch, &UInt32Array::from(order))?;
+    let found = runs(&dates(&sorted));
+    Ok((sorted, found))
+}
+
 /// Casts dictionary columns to plain strings and adds `event_date` from `ts_column`.
 fn to_stored(batch: &RecordBatch, stored: &SchemaRef, ts_column: &str) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(stored.fields().len());
@@ -264,4 +314,55 @@ fn to_stored(batch: &RecordBatch, stored: &SchemaRef, ts_column: &str) -> Result
     debug_assert_eq!(ts.null_count(), 0);
     columns.push(Arc::new(dates));
     Ok(RecordBatch::try_new(stored.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field};
+
+    fn batch(dates: &[i32]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("row", DataType::Int64, false),
+            Field::new(schema::EVENT_DATE, DataType::Date32, false),
+        ]));
+        let rows: Vec<i64> = (0..dates.len() as i64).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(rows)),
+                Arc::new(Date32Array::from(dates.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rows(b: &RecordBatch) -> Vec<i64> {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    }
+
+    #[test]
+    fn date_runs_slices_time_ordered_rows_without_copying() {
+        let (out, runs) = date_runs(batch(&[5, 5, 5, 6, 6, 7])).unwrap();
+        assert_eq!(runs, vec![(5, 0, 3), (6, 3, 2), (7, 5, 1)]);
+        assert_eq!(rows(&out), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn date_runs_reorders_a_shuffled_batch_stably() {
+        // 3000 rows alternating between two days: 3000 runs, over the limit.
+        let dates: Vec<i32> = (0..3000).map(|i| 10 + (i % 2)).collect();
+        let (out, runs) = date_runs(batch(&dates)).unwrap();
+        assert_eq!(runs, vec![(10, 0, 1500), (11, 1500, 1500)]);
+        let r = rows(&out);
+        // Every row once, and each day's rows still in input order.
+        assert!(r[..1500].iter().all(|x| x % 2 == 0) && r[..1500].is_sorted());
+        assert!(r[1500..].iter().all(|x| x % 2 == 1) && r[1500..].is_sorted());
+    }
 }
