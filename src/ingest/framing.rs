@@ -223,7 +223,12 @@ impl LineFramer {
     }
 
     fn take_chunk(&mut self) -> Chunk {
-        debug_assert_eq!(self.partial_start, self.buf.len());
+        // Once per chunk, so checked in every build.
+        assert_eq!(
+            self.partial_start,
+            self.buf.len(),
+            "a chunk ends on a record boundary"
+        );
         let mut buf = std::mem::replace(
             &mut self.buf,
             Vec::with_capacity(self.target_chunk + self.max_record.min(1 << 20)),
