@@ -32,6 +32,98 @@ pub enum Command {
     /// Score alerts against labelled incidents: precision and recall per scenario.
     #[command(after_help = EVAL_EXAMPLES)]
     Eval(EvalArgs),
+    /// Run the detection rules over the store and report new alerts.
+    #[command(after_help = DETECT_EXAMPLES)]
+    Detect(DetectArgs),
+    /// One shot, nothing stored: read an archive in memory, run the rules, report alerts.
+    #[command(after_help = SCAN_EXAMPLES)]
+    Scan(ScanArgs),
+    /// List the detection rules: id, scenario, severity, look-back, description.
+    Rules(RulesArgs),
+}
+
+const DETECT_EXAMPLES: &str = "\
+Examples:
+  emrwatch detect --store ./emrwatch-store --ref hospital/ref
+  emrwatch detect --ref hospital/ref --since 2026-11-01 --until 2026-11-08 --out alerts.jsonl
+  emrwatch detect --ref ref/ --rules my-rules/ --set volume_spike.min_patients=80 --out -
+
+Each rule reads the events of [--since, --until) plus the look-back its header
+declares, and reports alerts that end in the range. Alerts already in the
+store's `alerts` table (same rule, actor and day) are not raised again; new
+ones are added to it. Exit status: 0 ok, 2 error (a broken rule is reported
+and skipped, not an error).";
+
+const SCAN_EXAMPLES: &str = "\
+Examples:
+  emrwatch scan hospital/logs/ --ref hospital/ref
+  emrwatch scan export-2026-11.ndjson.gz --ref ref/ --out alerts.jsonl
+
+The archive is read in memory (nothing is written to a store), then every rule
+runs over all of it.";
+
+/// Which rules to run and how to tune them.
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// Folder of rule files (*.sql) to run instead of the built-in rules.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Override a rule threshold: RULE_ID.PARAM=VALUE (repeatable).
+    #[arg(long = "set", value_name = "RULE.PARAM=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Where detection results go.
+#[derive(Debug, Args)]
+pub struct AlertOutArgs {
+    /// Reference folder with staff.csv, patients.csv and encounters.csv.
+    #[arg(long = "ref", value_name = "DIR", env = "EMRWATCH_REF")]
+    pub reference: Option<PathBuf>,
+    /// Also write every new alert as JSON lines to FILE (`-` for stdout, which then holds only JSON).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<String>,
+    /// Alerts shown in the terminal table.
+    #[arg(long, default_value_t = 25)]
+    pub show: usize,
+}
+
+/// `emrwatch detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub out: AlertOutArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Start of the range: YYYY-MM-DD (UTC midnight) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the range (exclusive), same forms as --since.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// `emrwatch scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files, folders, file:// URLs or quoted globs to read.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub out: AlertOutArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Decoding threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+}
+
+/// `emrwatch rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
 }
 
 const EVAL_EXAMPLES: &str = "\
@@ -78,7 +170,9 @@ Examples:
   emrwatch sql -f queries/adhoc.sql --output csv > out.csv
   emrwatch sql            # interactive: \\d lists tables, \\d access_events its columns, \\q quits
 
-Tables: access_events, rejects. SQL is read-only (no DDL, INSERT or COPY).";
+Tables: access_events, rejects, alerts, and with --ref DIR staff, patients,
+encounters. Detection functions: median(x), mad(x), robust_z(x) OVER (...).
+SQL is read-only (no DDL, INSERT or COPY).";
 
 const GEN_EXAMPLES: &str = "\
 Examples:
@@ -156,6 +250,9 @@ pub struct SqlArgs {
     /// Result format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// Reference folder (staff.csv, patients.csv, encounters.csv) to register as tables.
+    #[arg(long = "ref", value_name = "DIR", env = "EMRWATCH_REF")]
+    pub reference: Option<PathBuf>,
 }
 
 /// `emrwatch gen`.

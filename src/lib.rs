@@ -9,12 +9,18 @@
 //! batches to Delta Lake tables in one atomic commit per run; and
 //! [`sql::session::open`] registers those tables in a DataFusion session for
 //! SQL. Bad records never stop a run: they become rows of the `rejects` table.
+//! Detection ([`detect`]) runs the rules of `queries/` in such a session, with
+//! the [`reference`] tables and the [`functions`] registered, and turns their
+//! rows into alerts.
 
 pub mod cli;
 pub mod commands;
+pub mod detect;
 pub mod error;
 pub mod eval;
+pub mod functions;
 pub mod ingest;
+pub mod reference;
 pub mod schema;
 pub mod sql;
 pub mod store;

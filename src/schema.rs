@@ -144,3 +144,69 @@ pub fn rejects() -> SchemaRef {
         })
         .clone()
 }
+
+/// Column names of the `alerts` table (and of every rule's result).
+pub mod alerts {
+    /// Stable hash of rule, actor and time bucket: the same alert never twice.
+    pub const ALERT_ID: &str = "alert_id";
+    /// The detect run that raised it.
+    pub const RUN_ID: &str = "run_id";
+    /// The rule's id.
+    pub const RULE_ID: &str = "rule_id";
+    /// Scenario from DESIGN.md's vocabulary.
+    pub const SCENARIO: &str = "scenario";
+    /// low, medium, high, critical.
+    pub const SEVERITY: &str = "severity";
+    /// The acting account, if any.
+    pub const USER_ID: &str = "user_id";
+    /// The acting host, if any.
+    pub const HOST: &str = "host";
+    /// The acting source address, if any.
+    pub const SRC_IP: &str = "src_ip";
+    /// Patients concerned.
+    pub const PATIENT_IDS: &str = "patient_ids";
+    /// First event of the alert.
+    pub const FIRST_TS: &str = "first_ts";
+    /// Last event of the alert.
+    pub const LAST_TS: &str = "last_ts";
+    /// Events behind it.
+    pub const EVENT_COUNT: &str = "event_count";
+    /// Higher is worse.
+    pub const SCORE: &str = "score";
+    /// One sentence a privacy officer can act on.
+    pub const SUMMARY: &str = "summary";
+    /// When the run raised it.
+    pub const DETECTED_AT: &str = "detected_at";
+}
+
+/// The list type of `patient_ids`.
+pub fn utf8_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+}
+
+/// The `alerts` table: what every rule returns, plus what the runner adds.
+pub fn alerts() -> SchemaRef {
+    use alerts::*;
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(ALERT_ID, DataType::Utf8, false),
+                Field::new(RUN_ID, DataType::Utf8, false),
+                Field::new(RULE_ID, DataType::Utf8, false),
+                Field::new(SCENARIO, DataType::Utf8, false),
+                Field::new(SEVERITY, DataType::Utf8, false),
+                Field::new(USER_ID, DataType::Utf8, true),
+                Field::new(HOST, DataType::Utf8, true),
+                Field::new(SRC_IP, DataType::Utf8, true),
+                Field::new(PATIENT_IDS, utf8_list(), true),
+                Field::new(FIRST_TS, ts_type(), false),
+                Field::new(LAST_TS, ts_type(), false),
+                Field::new(EVENT_COUNT, DataType::Int64, false),
+                Field::new(SCORE, DataType::Float64, false),
+                Field::new(SUMMARY, DataType::Utf8, false),
+                Field::new(DETECTED_AT, ts_type(), false),
+            ]))
+        })
+        .clone()
+}

@@ -1,5 +1,6 @@
 //! One function per subcommand, called by `main` with parsed arguments.
 
+pub mod detect;
 pub mod eval;
 pub mod generate;
 pub mod ingest;
@@ -15,5 +16,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sql(args) => sql::run(args).await,
         Command::Gen(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Detect(args) => detect::run_detect(args).await,
+        Command::Scan(args) => detect::run_scan(args).await,
+        Command::Rules(args) => detect::run_rules(args),
     }
 }

@@ -11,6 +11,9 @@ use crate::store::Store;
 pub async fn run(args: SqlArgs) -> Result<()> {
     let store = Store::new(&args.store.store)?;
     let ctx = session::open(&store).await?;
+    if let Some(dir) = &args.reference {
+        crate::reference::Reference::load(dir)?.register(&ctx)?;
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Some(sql) = &args.execute {

@@ -14,6 +14,7 @@ use crate::store::{Store, TABLES};
 pub fn canonical_schema(name: &str) -> arrow::datatypes::SchemaRef {
     match name {
         "rejects" => schema::rejects(),
+        "alerts" => schema::alerts(),
         _ => schema::access_events(),
     }
 }
@@ -23,6 +24,7 @@ pub fn canonical_schema(name: &str) -> arrow::datatypes::SchemaRef {
 pub async fn open(store: &Store) -> Result<SessionContext> {
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
+    crate::functions::register(&ctx);
     for name in TABLES {
         match store.open(name).await? {
             Some(table) => {

@@ -33,8 +33,11 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::schema;
 
+/// The events table rules read.
+pub const ACCESS_EVENTS: &str = "access_events";
+
 /// Names of the tables a store holds.
-pub const TABLES: &[&str] = &["access_events", "rejects"];
+pub const TABLES: &[&str] = &[ACCESS_EVENTS, "rejects", "alerts"];
 
 /// A store root: a local folder or an object-store URL.
 #[derive(Debug, Clone)]
@@ -289,6 +292,12 @@ fn date_runs(batch: RecordBatch) -> Result<(RecordBatch, Vec<DateRun>)> {
     let sorted = arrow::compute::take_record_batch(&batch, &UInt32Array::from(order))?;
     let found = runs(&dates(&sorted));
     Ok((sorted, found))
+}
+
+/// `batch` (in its canonical schema) as the store holds it: plain strings,
+/// and `event_date` taken from `ts_column`.
+pub fn stored_batch(batch: &RecordBatch, ts_column: &str) -> Result<RecordBatch> {
+    to_stored(batch, &schema::stored(&batch.schema()), ts_column)
 }
 
 /// Casts dictionary columns to plain strings and adds `event_date` from `ts_column`.

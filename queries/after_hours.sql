@@ -1,0 +1,43 @@
+-- id: after_hours
+-- title: Substantial activity at hours the user never works
+-- severity: medium
+-- scenario: after_hours
+-- description: many events on one day in hours of the day the user is otherwise never active in
+-- lookback: 30d
+-- param.min_events: 10
+-- param.min_history_days: 4
+-- param.max_days_in_hour: 1
+WITH ev AS (
+    SELECT user_id, ts, patient_id, date_trunc('day', ts) AS day, date_part('hour', ts) AS hour
+    FROM access_events
+),
+habits AS (
+    SELECT user_id, hour, count(DISTINCT day) AS days_in_hour
+    FROM ev
+    GROUP BY user_id, hour
+),
+history AS (
+    SELECT user_id, count(DISTINCT day) AS days
+    FROM ev
+    GROUP BY user_id
+)
+SELECT
+    e.user_id,
+    CAST(NULL AS VARCHAR) AS host,
+    CAST(NULL AS VARCHAR) AS src_ip,
+    array_agg(DISTINCT e.patient_id) FILTER (WHERE e.patient_id IS NOT NULL) AS patient_ids,
+    min(e.ts) AS first_ts,
+    max(e.ts) AS last_ts,
+    count(*) AS event_count,
+    CAST(count(*) AS DOUBLE) AS score,
+    concat('user ', e.user_id, ' was active ', CAST(count(*) AS VARCHAR), ' times between ',
+           CAST(min(e.ts) AS VARCHAR), ' and ', CAST(max(e.ts) AS VARCHAR),
+           ', at hours they worked on no other of their ', CAST(max(h.days) AS VARCHAR),
+           ' days; ', CAST(count(DISTINCT e.patient_id) AS VARCHAR), ' charts opened') AS summary
+FROM ev e
+JOIN habits b ON b.user_id = e.user_id AND b.hour = e.hour
+JOIN history h ON h.user_id = e.user_id
+WHERE b.days_in_hour <= ${max_days_in_hour}
+  AND h.days >= ${min_history_days}
+GROUP BY e.user_id, e.day
+HAVING count(*) >= ${min_events}

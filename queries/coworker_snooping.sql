@@ -1,0 +1,23 @@
+-- id: coworker_snooping
+-- title: Access to a colleague's record
+-- severity: high
+-- scenario: coworker_snooping
+-- description: unexplained access to the chart of a patient who is a workforce member
+-- lookback: 0
+SELECT
+    a.user_id,
+    CAST(NULL AS VARCHAR) AS host,
+    CAST(NULL AS VARCHAR) AS src_ip,
+    array_agg(DISTINCT a.patient_id) AS patient_ids,
+    min(a.ts) AS first_ts,
+    max(a.ts) AS last_ts,
+    count(*) AS event_count,
+    CAST(count(*) AS DOUBLE) AS score,
+    concat(coalesce(max(a.role), 'user'), ' ', a.user_id, ' opened ', CAST(count(*) AS VARCHAR),
+           ' time(s) the chart of colleague ', max(p.employee_user_id), ' (', a.patient_id,
+           '), with no encounter linking them') AS summary
+FROM unexplained_access a
+JOIN patients p ON p.patient_id = a.patient_id
+WHERE p.employee_user_id IS NOT NULL
+  AND p.employee_user_id <> a.user_id
+GROUP BY a.user_id, a.patient_id, date_trunc('day', a.ts)

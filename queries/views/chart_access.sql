@@ -1,0 +1,19 @@
+-- view: chart_access
+-- Successful opens of a patient's chart, with the acting user's staff record
+-- (the reference data is the truth about who somebody is, whatever the log says).
+SELECT
+    e.ts,
+    e.user_id,
+    e.patient_id,
+    e.action,
+    e.src_ip,
+    e.workstation,
+    s.role,
+    s.department AS staff_department,
+    s.last_name AS user_last_name,
+    s.address AS user_address,
+    s.zip AS user_zip
+FROM access_events e
+LEFT JOIN staff s ON s.user_id = e.user_id
+WHERE e.patient_id IS NOT NULL
+  AND e.outcome = 'success'

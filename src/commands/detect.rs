@@ -1,0 +1,370 @@
+//! `emrwatch detect`, `scan` and `rules`: load rules, give them a session
+//! with the events, the reference tables and the statistics functions, and
+//! deliver their alerts.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::AsArray;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::cli::{AlertOutArgs, DetectArgs, RuleArgs, RulesArgs, ScanArgs};
+use crate::detect::rule::{self, Rule, RuleError, View};
+use crate::detect::{self as det, Alert, Range, sink};
+use crate::error::{Error, Result};
+use crate::ingest::{IngestOptions, decode_stream, source};
+use crate::reference::Reference;
+use crate::store::{ACCESS_EVENTS, Store};
+use crate::{functions, schema};
+
+/// The shared views: `DIR/views/*.sql` with `--rules DIR`, else the built-in ones.
+pub fn load_views(args: &RuleArgs) -> Result<Vec<View>> {
+    let files: Vec<(String, String)> = match &args.rules {
+        Some(dir) if dir.join("views").is_dir() => {
+            rule::read_dir(&dir.join("views")).map_err(|e| Error::Input {
+                input: dir.join("views").display().to_string(),
+                reason: format!("cannot read the views folder: {e}"),
+            })?
+        }
+        Some(_) => Vec::new(),
+        None => rule::builtin_views()
+            .into_iter()
+            .map(|(o, t)| (o, t.to_string()))
+            .collect(),
+    };
+    files
+        .iter()
+        .map(|(origin, text)| {
+            View::parse(origin, text).map_err(|reason| Error::Input {
+                input: origin.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// The rules to run: `--rules DIR` or the built-in ones, with `--set` applied.
+pub fn load_rules(args: &RuleArgs) -> Result<(Vec<Rule>, Vec<RuleError>)> {
+    let files = match &args.rules {
+        Some(dir) => rule::read_dir(dir).map_err(|e| Error::Input {
+            input: dir.display().to_string(),
+            reason: format!("cannot read the rules folder: {e}"),
+        })?,
+        None => rule::builtin()
+            .into_iter()
+            .map(|(o, t)| (o, t.to_string()))
+            .collect(),
+    };
+    let (mut rules, errors) = rule::parse_all(files);
+    for s in &args.set {
+        let bad = |reason: &str| Error::Input {
+            input: format!("--set {s}"),
+            reason: reason.to_string(),
+        };
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| bad("expected RULE_ID.PARAM=VALUE"))?;
+        let (id, param) = key
+            .split_once('.')
+            .ok_or_else(|| bad("expected RULE_ID.PARAM=VALUE"))?;
+        let r = rules
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| bad(&format!("no rule `{id}` (emrwatch rules lists them)")))?;
+        if !r.params.contains_key(param) {
+            let known: Vec<&str> = r.params.keys().map(String::as_str).collect();
+            return Err(bad(&format!(
+                "rule `{id}` has no parameter `{param}` (it has: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )));
+        }
+        r.params.insert(param.to_string(), value.trim().to_string());
+    }
+    Ok((rules, errors))
+}
+
+/// `emrwatch rules`.
+pub fn run_rules(args: RulesArgs) -> Result<()> {
+    let (rules, errors) = load_rules(&args.rules)?;
+    let mut out = std::io::stdout().lock();
+    let w = rules.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let sw = rules.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
+    writeln!(out, "{:<w$}  {:<sw$}  {:<8}  {:<8}  description", "id", "scenario", "severity", "lookback")?;
+    for r in &rules {
+        let lb = match r.lookback_us {
+            0 => "0".to_string(),
+            us if us % 86_400_000_000 == 0 => format!("{}d", us / 86_400_000_000),
+            us => format!("{}h", us / 3_600_000_000),
+        };
+        writeln!(
+            out,
+            "{:<w$}  {:<sw$}  {:<8}  {:<8}  {}",
+            r.id,
+            r.scenario,
+            r.severity.as_str(),
+            lb,
+            r.description
+        )?;
+    }
+    for e in &errors {
+        eprintln!("emrwatch: rule {} skipped: {}", e.origin, e.reason);
+    }
+    Ok(())
+}
+
+/// A session for rules: every function, the reference tables, and `events`
+/// registered as `access_events`.
+async fn rule_session(reference: &Reference) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    functions::register(&ctx);
+    reference.register(&ctx)?;
+    Ok(ctx)
+}
+
+fn load_reference(args: &AlertOutArgs) -> Result<Reference> {
+    match &args.reference {
+        Some(dir) => Reference::load(dir),
+        None => {
+            eprintln!(
+                "emrwatch: no --ref folder: rules that need staff, patients or encounters \
+                 find nothing (pass --ref DIR with staff.csv, patients.csv, encounters.csv)"
+            );
+            Ok(Reference::empty())
+        }
+    }
+}
+
+/// Checks and runs every rule; broken ones are reported on stderr and skipped.
+async fn run_rules_over(
+    ctx: &SessionContext,
+    all: &Arc<dyn TableProvider>,
+    views: &[View],
+    rules: &[Rule],
+    mut errors: Vec<RuleError>,
+    range: Range,
+    run_id: &str,
+) -> Result<(Vec<Alert>, usize)> {
+    // Check against the full table (planning reads no data).
+    ctx.deregister_table(ACCESS_EVENTS)?;
+    ctx.register_table(ACCESS_EVENTS, all.clone())?;
+    det::register_views(ctx, views)
+        .await
+        .map_err(|reason| Error::Input {
+            input: "queries/views".into(),
+            reason,
+        })?;
+    let mut ran = 0;
+    let mut alerts = Vec::new();
+    for r in rules {
+        if let Err(reason) = det::check(ctx, r).await {
+            errors.push(RuleError {
+                origin: r.origin.clone(),
+                reason,
+            });
+            continue;
+        }
+        let t = Instant::now();
+        match det::run_rule(ctx, all, views, r, range, run_id).await {
+            Ok(found) => {
+                tracing_line(&format!(
+                    "rule {}: {} alerts in {:.2}s",
+                    r.id,
+                    found.len(),
+                    t.elapsed().as_secs_f64()
+                ));
+                ran += 1;
+                alerts.extend(found);
+            }
+            Err(reason) => errors.push(RuleError {
+                origin: r.origin.clone(),
+                reason,
+            }),
+        }
+    }
+    for e in &errors {
+        eprintln!("emrwatch: rule {} skipped: {}", e.origin, e.reason);
+    }
+    Ok((alerts, ran))
+}
+
+/// Per-rule progress, on stderr only when asked (`EMRWATCH_VERBOSE=1`): it names no patient.
+fn tracing_line(s: &str) {
+    if std::env::var_os("EMRWATCH_VERBOSE").is_some() {
+        eprintln!("emrwatch: {s}");
+    }
+}
+
+/// Parses `YYYY-MM-DD` (UTC midnight) or RFC 3339.
+fn parse_instant(flag: &str, s: &str) -> Result<i64> {
+    let t = s.trim();
+    let v = if t.len() == 10 {
+        crate::ingest::timestamp::parse_rfc3339(&format!("{t}T00:00:00Z"))
+    } else {
+        crate::ingest::timestamp::parse_rfc3339(t)
+    };
+    v.ok_or_else(|| Error::Input {
+        input: format!("{flag} {s}"),
+        reason: "expected YYYY-MM-DD or an RFC 3339 time with a zone (2026-11-01T08:00:00Z)"
+            .into(),
+    })
+}
+
+fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    )
+}
+
+/// Prints the table (stderr when JSON goes to stdout) and writes `--out`.
+fn deliver(args: &AlertOutArgs, alerts: &mut [Alert], suppressed: usize) -> Result<()> {
+    det::rank(alerts);
+    let table = sink::render_table(alerts, args.show);
+    let json_to_stdout = args.out.as_deref() == Some("-");
+    let heading = format!(
+        "{} new alert{}{}\n",
+        alerts.len(),
+        if alerts.len() == 1 { "" } else { "s" },
+        if suppressed > 0 {
+            format!(" ({suppressed} already raised by an earlier run, not repeated)")
+        } else {
+            String::new()
+        }
+    );
+    if json_to_stdout {
+        eprint!("{heading}{}", if alerts.is_empty() { "" } else { &table });
+        sink::write_jsonl(alerts, &mut std::io::stdout().lock())?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        write!(out, "{heading}")?;
+        if !alerts.is_empty() {
+            write!(out, "{table}")?;
+        }
+        if let Some(path) = &args.out {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
+                Error::Input {
+                    input: path.clone(),
+                    reason: format!("cannot create the alerts file: {e}"),
+                }
+            })?);
+            sink::write_jsonl(alerts, &mut f)?;
+        }
+    }
+    Ok(())
+}
+
+/// `emrwatch detect`.
+pub async fn run_detect(args: DetectArgs) -> Result<()> {
+    let started = Instant::now();
+    let range = Range {
+        since: args.since.as_deref().map(|s| parse_instant("--since", s)).transpose()?,
+        until: args.until.as_deref().map(|s| parse_instant("--until", s)).transpose()?,
+    };
+    let (rules, errors) = load_rules(&args.rules)?;
+    let views = load_views(&args.rules)?;
+    let reference = load_reference(&args.out)?;
+    let store = Store::new(&args.store.store)?;
+    // One session: the store's tables registered their object store in its runtime.
+    let ctx = crate::sql::session::open(&store).await?;
+    reference.register(&ctx)?;
+    let all = ctx.table_provider(ACCESS_EVENTS).await?;
+    let run_id = new_run_id();
+    let (found, ran) = run_rules_over(&ctx, &all, &views, &rules, errors, range, &run_id).await?;
+
+    // Alerts raised by earlier runs are not raised again.
+    let known: HashSet<String> = ctx
+        .sql("SELECT alert_id FROM alerts")
+        .await?
+        .collect()
+        .await?
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let total = found.len();
+    let mut new: Vec<Alert> = found
+        .into_iter()
+        .filter(|a| !known.contains(&a.alert_id))
+        .collect();
+    let suppressed = total - new.len();
+    if !new.is_empty() {
+        let batch = det::to_batch(&new, chrono::Utc::now().timestamp_micros())?;
+        let mut w = store.writer("alerts", &schema::alerts()).await?;
+        w.write(&batch, schema::alerts::FIRST_TS).await?;
+        let meta = HashMap::from([
+            ("emrwatch.run_id".to_string(), serde_json::json!(run_id)),
+            ("emrwatch.command".to_string(), serde_json::json!("detect")),
+            ("emrwatch.alerts".to_string(), serde_json::json!(new.len())),
+        ]);
+        w.commit(meta).await?;
+    }
+    deliver(&args.out, &mut new, suppressed)?;
+    eprintln!(
+        "detect: {ran} of {} rules ran, {} new alerts, {suppressed} suppressed, in {:.2}s (run {run_id})",
+        rules.len(),
+        new.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `emrwatch scan`.
+pub async fn run_scan(args: ScanArgs) -> Result<()> {
+    let started = Instant::now();
+    let (rules, errors) = load_rules(&args.rules)?;
+    let views = load_views(&args.rules)?;
+    let reference = load_reference(&args.out)?;
+    let objects = source::resolve(&args.inputs).await?;
+    let defaults = IngestOptions::default();
+    let opts = IngestOptions {
+        threads: args.threads.unwrap_or(defaults.threads).max(1),
+        ..defaults
+    };
+    let n_objects = objects.len();
+    let stream = decode_stream(objects, &opts);
+    futures::pin_mut!(stream);
+    let mut batches = Vec::new();
+    let (mut records, mut rejected) = (0u64, 0u64);
+    let mut first_reject: HashMap<Arc<str>, String> = HashMap::new();
+    while let Some(d) = stream.next().await {
+        records += d.records;
+        rejected += d.rejects.len() as u64;
+        if let Some(r) = d.rejects.first() {
+            first_reject
+                .entry(r.source.clone())
+                .or_insert_with(|| format!("line {}: {}", r.line, r.reason));
+        }
+        if d.batch.num_rows() > 0 {
+            batches.push(crate::store::stored_batch(&d.batch, schema::TS)?);
+        }
+    }
+    for (src, why) in &first_reject {
+        eprintln!("emrwatch: {src}: records rejected, the first at {why}");
+    }
+    let stored_schema = schema::stored(&schema::access_events());
+    let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(stored_schema, vec![batches])?);
+    let ctx = rule_session(&reference).await?;
+    let run_id = new_run_id();
+    let (mut found, ran) =
+        run_rules_over(&ctx, &table, &views, &rules, errors, Range::default(), &run_id).await?;
+    deliver(&args.out, &mut found, 0)?;
+    eprintln!(
+        "scan: {n_objects} objects, {records} records, {rejected} rejected; {ran} of {} rules ran, {} alerts, in {:.2}s",
+        rules.len(),
+        found.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
