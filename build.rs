@@ -20,8 +20,12 @@ fn embed(dir: &Path, out: &str) {
     let mut code = String::from("{\n    const FILES: &[(&str, &str)] = &[\n");
     for n in &names {
         let path = std::fs::canonicalize(dir.join(n)).expect("a listed .sql file");
-        writeln!(code, "        ({n:?}, include_str!({:?})),", path.display().to_string())
-            .expect("writing to a String");
+        writeln!(
+            code,
+            "        ({n:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .expect("writing to a String");
     }
     code.push_str("    ];\n    FILES\n}\n");
     let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(out);

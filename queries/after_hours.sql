@@ -2,7 +2,7 @@
 -- title: Substantial activity at hours the user never works
 -- severity: medium
 -- scenario: after_hours
--- description: many events on one day in hours of the day the user is otherwise never active in
+-- description: many events on one day in hours of the day the user is otherwise never active in, away from their usual hours (an hour next to a usual one is overtime, not after hours)
 -- lookback: 30d
 -- param.min_events: 10
 -- param.min_history_days: 4
@@ -36,8 +36,12 @@ SELECT
            ' days; ', CAST(count(DISTINCT e.patient_id) AS VARCHAR), ' charts opened') AS summary
 FROM ev e
 JOIN habits b ON b.user_id = e.user_id AND b.hour = e.hour
+LEFT JOIN habits before ON before.user_id = e.user_id AND before.hour = (e.hour + 23) % 24
+LEFT JOIN habits after ON after.user_id = e.user_id AND after.hour = (e.hour + 1) % 24
 JOIN history h ON h.user_id = e.user_id
 WHERE b.days_in_hour <= ${max_days_in_hour}
+  AND coalesce(before.days_in_hour, 0) <= ${max_days_in_hour}
+  AND coalesce(after.days_in_hour, 0) <= ${max_days_in_hour}
   AND h.days >= ${min_history_days}
 GROUP BY e.user_id, e.day
 HAVING count(*) >= ${min_events}

@@ -4,7 +4,7 @@
 -- scenario: record_tampering
 -- description: a user updates or deletes several charts in a day that no encounter explains
 -- lookback: 0
--- param.min_changes: 4
+-- param.min_changes: 5
 SELECT
     a.user_id,
     CAST(NULL AS VARCHAR) AS host,

@@ -5,8 +5,8 @@
 -- description: distinct charts a user opened in a day, far above both their own baseline and their role's that day (robust z-scores)
 -- lookback: 30d
 -- param.min_patients: 60
--- param.min_z_self: 4
--- param.min_z_role: 4
+-- param.min_z_self: 8
+-- param.min_z_role: 8
 WITH daily AS (
     SELECT
         a.user_id,
@@ -18,6 +18,8 @@ WITH daily AS (
         count(*) AS events,
         array_agg(DISTINCT a.patient_id) AS patient_ids
     FROM chart_access a
+    -- Reading charts: exports and prints are bulk_export's, edits record_tampering's.
+    WHERE a.action IN ('view', 'query')
     GROUP BY a.user_id, date_trunc('day', a.ts)
 ),
 scored AS (

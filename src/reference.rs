@@ -193,7 +193,10 @@ fn read_table(path: &Path, cols: &[Col]) -> Result<RecordBatch> {
             let invalid = |what: &str| {
                 bad(
                     line,
-                    format!("column {name}: {:?} is not {what}", crate::ingest::json::clip(v)),
+                    format!(
+                        "column {name}: {:?} is not {what}",
+                        crate::ingest::json::clip(v)
+                    ),
                 )
             };
             match (b, kind) {
@@ -206,10 +209,9 @@ fn read_table(path: &Path, cols: &[Col]) -> Result<RecordBatch> {
                     "false" | "0" | "no" | "n" | "f" => false,
                     _ => return Err(invalid("true or false")),
                 }),
-                (Builder::Time(b), _) => b.append_value(
-                    parse_rfc3339(v)
-                        .ok_or_else(|| invalid("an RFC 3339 time with a zone (2026-11-01T08:00:00Z)"))?,
-                ),
+                (Builder::Time(b), _) => b.append_value(parse_rfc3339(v).ok_or_else(|| {
+                    invalid("an RFC 3339 time with a zone (2026-11-01T08:00:00Z)")
+                })?),
             }
         }
     }
@@ -288,22 +290,22 @@ mod tests {
         std::fs::write(dir.join(name), text).unwrap();
     }
 
-    fn fixture() -> tempdir::Dir {
-        let d = tempdir::Dir::new();
+    fn fixture() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
         write(
-            &d.0,
+            d.path(),
             "staff.csv",
             "user_id,first_name,last_name,role,department,address,zip,hire_date,termination_date\n\
              u1,ANA,GARCIA,nurse,icu,1 OAK ST,60622,2020-01-02,\n",
         );
         write(
-            &d.0,
+            d.path(),
             "patients.csv",
             "patient_id,first_name,last_name,birth_date,address,zip,deceased_date,vip,employee_user_id\n\
              p1,LUIS,GARCIA,1970-05-06,2 OAK ST,60622,,true,\n",
         );
         write(
-            &d.0,
+            d.path(),
             "encounters.csv",
             "encounter_id,patient_id,user_id,department,start_ts,end_ts\n\
              e1,p1,u1,icu,2026-11-01T08:00:00Z,\n",
@@ -311,30 +313,10 @@ mod tests {
         d
     }
 
-    /// A throwaway folder under the target dir's tmp, removed on drop.
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Self {
-                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir()
-                    .join(format!("emrwatch-ref-{}-{n}", std::process::id()));
-                std::fs::create_dir_all(&p).unwrap();
-                Self(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-    }
-
     #[test]
     fn loads_the_three_tables_with_types() {
         let d = fixture();
-        let r = Reference::load(&d.0).unwrap();
+        let r = Reference::load(d.path()).unwrap();
         assert_eq!(r.rows("staff"), 1);
         assert_eq!(r.rows("patients"), 1);
         assert_eq!(r.rows("encounters"), 1);
@@ -349,30 +331,37 @@ mod tests {
     fn errors_name_file_line_and_column() {
         let d = fixture();
         write(
-            &d.0,
+            d.path(),
             "patients.csv",
             "patient_id,first_name,last_name,birth_date,address,zip,deceased_date,vip,employee_user_id\n\
              p1,LUIS,GARCIA,1970-05-06,2 OAK ST,60622,,true,\n\
              p2,EVA,LOPEZ,1970-13-06,3 OAK ST,60622,,false,\n",
         );
-        let e = Reference::load(&d.0).unwrap_err().to_string();
+        let e = Reference::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("patients.csv:3"), "{e}");
         assert!(e.contains("birth_date") && e.contains("1970-13-06"), "{e}");
 
-        write(&d.0, "encounters.csv", "patient_id,encounter_id\n");
-        let e = Reference::load(&d.0).unwrap_err().to_string();
+        write(d.path(), "encounters.csv", "patient_id,encounter_id\n");
+        let e = Reference::load(d.path()).unwrap_err().to_string();
         // staff and patients load first; the encounters header is wrong.
         assert!(e.contains("patients.csv:3"), "{e}");
-        std::fs::remove_file(d.0.join("staff.csv")).unwrap();
-        let e = Reference::load(&d.0).unwrap_err().to_string();
+        std::fs::remove_file(d.path().join("staff.csv")).unwrap();
+        let e = Reference::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("staff.csv") && e.contains("not found"), "{e}");
     }
 
     #[test]
     fn a_wrong_header_is_named() {
         let d = fixture();
-        write(&d.0, "encounters.csv", "patient_id,encounter_id\np1,e1\n");
-        let e = Reference::load(&d.0).unwrap_err().to_string();
-        assert!(e.contains("encounters.csv:1") && e.contains("expected"), "{e}");
+        write(
+            d.path(),
+            "encounters.csv",
+            "patient_id,encounter_id\np1,e1\n",
+        );
+        let e = Reference::load(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("encounters.csv:1") && e.contains("expected"),
+            "{e}"
+        );
     }
 }

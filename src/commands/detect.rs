@@ -80,7 +80,11 @@ pub fn load_rules(args: &RuleArgs) -> Result<(Vec<Rule>, Vec<RuleError>)> {
             let known: Vec<&str> = r.params.keys().map(String::as_str).collect();
             return Err(bad(&format!(
                 "rule `{id}` has no parameter `{param}` (it has: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
         r.params.insert(param.to_string(), value.trim().to_string());
@@ -93,8 +97,17 @@ pub fn run_rules(args: RulesArgs) -> Result<()> {
     let (rules, errors) = load_rules(&args.rules)?;
     let mut out = std::io::stdout().lock();
     let w = rules.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
-    let sw = rules.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
-    writeln!(out, "{:<w$}  {:<sw$}  {:<8}  {:<8}  description", "id", "scenario", "severity", "lookback")?;
+    let sw = rules
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    writeln!(
+        out,
+        "{:<w$}  {:<sw$}  {:<8}  {:<8}  description",
+        "id", "scenario", "severity", "lookback"
+    )?;
     for r in &rules {
         let lb = match r.lookback_us {
             0 => "0".to_string(),
@@ -209,8 +222,7 @@ fn parse_instant(flag: &str, s: &str) -> Result<i64> {
     };
     v.ok_or_else(|| Error::Input {
         input: format!("{flag} {s}"),
-        reason: "expected YYYY-MM-DD or an RFC 3339 time with a zone (2026-11-01T08:00:00Z)"
-            .into(),
+        reason: "expected YYYY-MM-DD or an RFC 3339 time with a zone (2026-11-01T08:00:00Z)".into(),
     })
 }
 
@@ -238,21 +250,27 @@ fn deliver(args: &AlertOutArgs, alerts: &mut [Alert], suppressed: usize) -> Resu
         }
     );
     if json_to_stdout {
-        eprint!("{heading}{}", if alerts.is_empty() { "" } else { &table });
+        eprint!(
+            "{heading}{}",
+            if alerts.is_empty() || args.show == 0 {
+                ""
+            } else {
+                &table
+            }
+        );
         sink::write_jsonl(alerts, &mut std::io::stdout().lock())?;
     } else {
         let mut out = std::io::stdout().lock();
         write!(out, "{heading}")?;
-        if !alerts.is_empty() {
+        if !alerts.is_empty() && args.show > 0 {
             write!(out, "{table}")?;
         }
         if let Some(path) = &args.out {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
-                Error::Input {
+            let mut f =
+                std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::Input {
                     input: path.clone(),
                     reason: format!("cannot create the alerts file: {e}"),
-                }
-            })?);
+                })?);
             sink::write_jsonl(alerts, &mut f)?;
         }
     }
@@ -263,8 +281,16 @@ fn deliver(args: &AlertOutArgs, alerts: &mut [Alert], suppressed: usize) -> Resu
 pub async fn run_detect(args: DetectArgs) -> Result<()> {
     let started = Instant::now();
     let range = Range {
-        since: args.since.as_deref().map(|s| parse_instant("--since", s)).transpose()?,
-        until: args.until.as_deref().map(|s| parse_instant("--until", s)).transpose()?,
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_instant("--since", s))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_instant("--until", s))
+            .transpose()?,
     };
     let (rules, errors) = load_rules(&args.rules)?;
     let views = load_views(&args.rules)?;
@@ -357,8 +383,16 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
     let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(stored_schema, vec![batches])?);
     let ctx = rule_session(&reference).await?;
     let run_id = new_run_id();
-    let (mut found, ran) =
-        run_rules_over(&ctx, &table, &views, &rules, errors, Range::default(), &run_id).await?;
+    let (mut found, ran) = run_rules_over(
+        &ctx,
+        &table,
+        &views,
+        &rules,
+        errors,
+        Range::default(),
+        &run_id,
+    )
+    .await?;
     deliver(&args.out, &mut found, 0)?;
     eprintln!(
         "scan: {n_objects} objects, {records} records, {rejected} rejected; {ran} of {} rules ran, {} alerts, in {:.2}s",

@@ -39,7 +39,9 @@ struct OrderStat {
 }
 
 fn as_f64(a: &ArrayRef) -> Result<Float64Array> {
-    Ok(cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+    Ok(cast(a, &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
 }
 
 impl Accumulator for OrderStat {
@@ -222,7 +224,10 @@ mod tests {
         let z = f64s(&b, 1);
         // 9 10 10 11 60 around median 10, MAD 1: the 60 is the outlier.
         assert_eq!(z[1], Some(0.0));
-        assert!((z[4].unwrap() - 50.0 / simd::MAD_TO_SIGMA).abs() < 1e-9, "{z:?}");
+        assert!(
+            (z[4].unwrap() - 50.0 / simd::MAD_TO_SIGMA).abs() < 1e-9,
+            "{z:?}"
+        );
         assert_eq!(f64s(&b, 2), vec![Some(1.0); 5]);
         // A null input is a null score, and does not count.
         let b = query("SELECT robust_z(n) OVER (PARTITION BY g) FROM t WHERE g = 'b'").await;

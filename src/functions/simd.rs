@@ -359,6 +359,9 @@ mod tests {
         assert!(z[6] > 50.0 && z[0].abs() < 1.0, "{z:?}");
         // Equal values: MAD 0 and mean deviation 0, so the scale is 1.
         let z = robust_z(&[4.0, 4.0, 6.0]);
-        assert!(same(&z, &[0.0, 0.0, 2.0 / (MEANAD_TO_SIGMA * 2.0 / 3.0)]), "{z:?}");
+        assert!(
+            same(&z, &[0.0, 0.0, 2.0 / (MEANAD_TO_SIGMA * 2.0 / 3.0)]),
+            "{z:?}"
+        );
     }
 }

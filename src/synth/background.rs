@@ -167,11 +167,15 @@ impl<'a> Hospital<'a> {
                 let e = &self.encounters[today[rng.below(today.len() as u64) as usize]];
                 let team = &pop.by_department[e.dept_index];
                 let colleague = team[rng.below(team.len() as u64) as usize];
-                let user = if rng.below(2) == 0 || !pop.staff[colleague].works_on(date) {
-                    e.attending
-                } else {
-                    colleague
-                };
+                // A colleague covers, unless off today or the patient themselves.
+                let is_patient = pop.patients[e.patient].employee_user_id.as_deref()
+                    == Some(pop.staff[colleague].user_id.as_str());
+                let user =
+                    if rng.below(2) == 0 || !pop.staff[colleague].works_on(date) || is_patient {
+                        e.attending
+                    } else {
+                        colleague
+                    };
                 (user, e.patient)
             } else if !self.living.is_empty() {
                 let p = self.living[rng.below(self.living.len() as u64) as usize];

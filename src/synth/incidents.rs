@@ -75,8 +75,12 @@ pub fn inject(
         .iter()
         .map(|e| (e.patient, e.dept_index))
         .collect();
-    let unexplained =
-        |user: usize, patient: usize| !cared.contains(&(patient, pop.staff[user].dept_index));
+    // Snooping targets are living and no encounter of the culprit's department
+    // explains them (a dead patient's chart would also be deceased_access).
+    let unexplained = |user: usize, patient: usize| {
+        !cared.contains(&(patient, pop.staff[user].dept_index))
+            && pop.patients[patient].deceased_day.is_none()
+    };
     let mut by_last: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, p) in pop.patients.iter().enumerate() {
         by_last.entry(p.last).or_default().push(i);
@@ -105,7 +109,9 @@ pub fn inject(
     for (i, p) in pop.patients.iter().enumerate() {
         by_street.entry(street(&p.address)).or_default().push(i);
     }
-    let n_patients = pop.patients.len() as u64;
+    let living: Vec<usize> = (0..pop.patients.len())
+        .filter(|&i| pop.patients[i].deceased_day.is_none())
+        .collect();
 
     let end_day = start_day + i64::from(days.max(1)) - 1;
     // Leavers are culprits of terminated_access only, so each label has one cause.
@@ -171,7 +177,7 @@ pub fn inject(
                         matches!(s.role, "physician" | "nurse").then_some((user, Some(p)))
                     }
                     "break_glass_misuse" => {
-                        let p = rng.below(n_patients) as usize;
+                        let p = living[rng.below(living.len() as u64) as usize];
                         unexplained(user, p).then_some((user, Some(p)))
                     }
                     // Somebody who never works at night, or it would not be off-hours.
@@ -196,7 +202,20 @@ pub fn inject(
                     ..Access::new(ts, user, patient, kind)
                 })
             };
-            let random_patient = |rng: &mut Rng| rng.below(n_patients) as usize;
+            // Living patients only, so each label has one cause: a dead
+            // patient's chart in a volume spike would also be deceased_access.
+            let own = own_record.get(pop.staff[user].user_id.as_str()).copied();
+            // And never the culprit's own chart (that would be self_access).
+            let random_patient = |rng: &mut Rng| {
+                let mut p = living[rng.below(living.len() as u64) as usize];
+                for _ in 0..10 {
+                    if Some(p) != own {
+                        break;
+                    }
+                    p = living[rng.below(living.len() as u64) as usize];
+                }
+                p
+            };
             match (*scenario, patient) {
                 ("bulk_export", _) if rng.below(3) == 0 => {
                     // The subtle one: a slow exfiltration, a dozen charts a day for three days.
@@ -227,12 +246,17 @@ pub fn inject(
                     }
                 }
                 ("volume_spike", _) => {
-                    // Hundreds of distinct charts opened in one working day.
-                    let day0 = start.div_euclid(DAY) * DAY + 8 * 60 * MINUTE;
-                    for k in 0..150 + rng.below(100) as i64 {
+                    // Hundreds of distinct charts opened in one shift, inside
+                    // its hours (off-shift work would be after_hours too).
+                    let shift = &pop.staff[user].shift;
+                    let day0 =
+                        start.div_euclid(DAY) * DAY + i64::from(shift.start_hour) * 60 * MINUTE;
+                    let n = 150 + rng.below(100) as i64;
+                    let step = i64::from(shift.hours) * 60 * MINUTE / n;
+                    for k in 0..n {
                         let p = random_patient(rng);
                         add(
-                            day0 + k * 2 * MINUTE + rng.below(60_000) as i64 * 1000,
+                            day0 + k * step + rng.below(step as u64 / 2) as i64,
                             p,
                             Kind::Plain("R", "view"),
                             None,

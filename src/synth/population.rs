@@ -420,17 +420,21 @@ pub fn encounters(
         .map(|_| {
             let dept_index = pick(rng, &clinical);
             let day = start_day + rng.below(u64::from(days.max(1))) as i64;
-            // The attending is on the payroll for the whole stay.
-            let team = &pop.by_department[dept_index];
-            let attending = (0..20)
-                .map(|_| pick(rng, team))
-                .find(|&u| pop.staff[u].employed_on(day + 6))
-                .unwrap_or(team[0]);
             let patient = if living.is_empty() {
                 0
             } else {
                 pick(rng, &living)
             };
+            // The attending is on the payroll for the whole stay, and is not
+            // the patient: nobody treats themselves.
+            let team = &pop.by_department[dept_index];
+            let own = pop.patients[patient].employee_user_id.as_deref();
+            let attending = (0..20)
+                .map(|_| pick(rng, team))
+                .find(|&u| {
+                    pop.staff[u].employed_on(day + 6) && own != Some(pop.staff[u].user_id.as_str())
+                })
+                .unwrap_or(team[0]);
             let start_us = day * 24 * HOUR
                 + (6 + rng.below(14) as i64) * HOUR
                 + rng.below(3600) as i64 * 1_000_000;

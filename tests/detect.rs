@@ -1,0 +1,597 @@
+//! Detection rules on tiny inline tables: for each rule a positive case that
+//! alerts and its benign look-alike that must not; then the runner (broken
+//! rules, re-runs, ranges) and the whole loop on `emrwatch gen` output.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use emrwatch::detect::rule::{self, Rule, View};
+use emrwatch::detect::{self, Alert, Range};
+use emrwatch::reference::Reference;
+use emrwatch::{functions, schema};
+
+use crate::common::*;
+
+const STAFF: &str =
+    "user_id,first_name,last_name,role,department,address,zip,hire_date,termination_date
+u1,ANA,GARCIA,nurse,icu,10 OAK ST,60622,2020-01-01,
+u2,BEN,SMITH,physician,emergency,20 ELM ST,60601,2020-01-01,
+u3,CARA,JONES,him,him,30 PINE RD,60602,2020-01-01,
+u4,DAN,KIM,nurse,icu,40 BIRCH WAY,60605,2020-01-01,2026-10-15
+u5,EVE,NGUYEN,nurse,icu,50 LAKE DR,60607,2020-01-01,
+u6,FAY,LEE,nurse,icu,60 LAKE DR,60607,2020-01-01,
+u7,GUS,PARK,nurse,icu,70 LAKE DR,60607,2020-01-01,
+";
+
+const PATIENTS: &str =
+    "patient_id,first_name,last_name,birth_date,address,zip,deceased_date,vip,employee_user_id
+p_self,ANA,GARCIA,1980-01-01,10 OAK ST,60622,,false,u1
+p_fam,LUIS,GARCIA,1950-01-01,99 RIVER RD,60610,,false,
+p_nbr,OLGA,BROWN,1960-01-01,12 OAK ST,60622,,false,
+p_cow,BEN,SMITH,1975-01-01,20 ELM ST,60601,,false,u2
+p_vip,STAR,WHITE,1970-01-01,1 GOLD AVE,60614,,true,
+p_dead,OLD,GREY,1930-01-01,5 MILL LN,60618,2026-08-01,false,
+p_a,A,AA,1990-01-01,1 A ST,60601,,false,
+p_b,B,BB,1990-01-01,1 B ST,60601,,false,
+p_c,C,CC,1990-01-01,1 C ST,60601,,false,
+p_d,D,DD,1990-01-01,1 D ST,60601,,false,
+p_e,E,EE,1990-01-01,1 E ST,60601,,false,
+";
+
+/// Encounters that explain everything a `benign` case does.
+const CARE: &str = "encounter_id,patient_id,user_id,department,start_ts,end_ts
+e1,p_fam,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e2,p_nbr,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e3,p_cow,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e4,p_vip,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e5,p_a,u2,emergency,2026-11-10T10:20:00Z,2026-11-10T14:00:00Z
+e6,p_a,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e7,p_b,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e8,p_c,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e9,p_d,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+e10,p_e,u9,icu,2026-11-10T06:00:00Z,2026-11-12T06:00:00Z
+";
+
+const NO_CARE: &str = "encounter_id,patient_id,user_id,department,start_ts,end_ts\n";
+
+/// `ts,user_id,patient_id,action[,outcome[,src_ip]]` lines → a stored-schema batch.
+fn events(lines: &str) -> RecordBatch {
+    let rows: Vec<Vec<&str>> = lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').collect())
+        .collect();
+    let col = |i: usize| -> Vec<Option<&str>> {
+        rows.iter()
+            .map(|r| r.get(i).copied().filter(|v| !v.is_empty()))
+            .collect()
+    };
+    let ts: Vec<i64> = rows.iter().map(|r| us(r[0])).collect();
+    let n = rows.len();
+    let none = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
+    let text = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    let outcome: Vec<Option<&str>> = col(4).into_iter().map(|o| o.or(Some("success"))).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC")),
+        text(col(1)),
+        none(),
+        none(),
+        text(col(2)),
+        text(col(3)),
+        none(),
+        text(outcome),
+        none(),
+        text(col(5)),
+        none(),
+        none(),
+        text(vec![Some("inline"); n]),
+        Arc::new(Int64Array::from((1..=n as i64).collect::<Vec<_>>())),
+        Arc::new(Date32Array::from(
+            ts.iter()
+                .map(|t| t.div_euclid(86_400_000_000) as i32)
+                .collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(schema::stored(&schema::access_events()), columns).unwrap()
+}
+
+fn reference(dir: &Path, encounters: &str) -> Reference {
+    std::fs::write(dir.join("staff.csv"), STAFF).unwrap();
+    std::fs::write(dir.join("patients.csv"), PATIENTS).unwrap();
+    std::fs::write(dir.join("encounters.csv"), encounters).unwrap();
+    Reference::load(dir).unwrap()
+}
+
+fn builtin_rule(id: &str) -> Rule {
+    let (rules, errors) = rule::parse_all(
+        rule::builtin()
+            .into_iter()
+            .map(|(o, t)| (o, t.to_string()))
+            .collect(),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    rules
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("a built-in rule")
+}
+
+fn views() -> Vec<View> {
+    rule::builtin_views()
+        .iter()
+        .map(|(o, t)| View::parse(o, t).unwrap())
+        .collect()
+}
+
+async fn run_with(rule: &Rule, lines: &str, encounters: &str, range: Range) -> Vec<Alert> {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = SessionContext::new();
+    functions::register(&ctx);
+    reference(dir.path(), encounters).register(&ctx).unwrap();
+    let batch = events(lines);
+    let all: Arc<dyn TableProvider> =
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap());
+    ctx.register_table("access_events", all.clone()).unwrap();
+    let views = views();
+    detect::register_views(&ctx, &views).await.unwrap();
+    detect::check(&ctx, rule).await.unwrap();
+    detect::run_rule(&ctx, &all, &views, rule, range, "test")
+        .await
+        .unwrap()
+}
+
+async fn run(id: &str, lines: &str, encounters: &str) -> Vec<Alert> {
+    run_with(&builtin_rule(id), lines, encounters, Range::default()).await
+}
+
+#[tokio::test]
+async fn self_access_alerts_on_own_chart_not_on_a_colleague_treating_them() {
+    let own = "2026-11-10T09:00:00Z,u1,p_self,view";
+    let a = run("self_access", own, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].user_id.as_deref(), Some("u1"));
+    assert_eq!(a[0].patient_ids, vec!["p_self"]);
+    assert!(a[0].summary.contains("own chart"), "{}", a[0].summary);
+    let colleague = "2026-11-10T09:00:00Z,u5,p_self,view";
+    assert!(run("self_access", colleague, NO_CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn family_snooping_alerts_unless_she_cares_for_her_namesake() {
+    let view = "2026-11-10T09:00:00Z,u1,p_fam,view\n2026-11-10T09:05:00Z,u1,p_fam,view";
+    let a = run("family_snooping", view, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].event_count, 2);
+    assert!(a[0].summary.contains("surname GARCIA"), "{}", a[0].summary);
+    // Same surname, but her department (icu) is treating the patient.
+    assert!(run("family_snooping", view, CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn neighbor_snooping_alerts_unless_explained() {
+    let view = "2026-11-10T09:00:00Z,u1,p_nbr,view";
+    let a = run("neighbor_snooping", view, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert!(a[0].summary.contains("OAK ST"), "{}", a[0].summary);
+    assert!(run("neighbor_snooping", view, CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn coworker_snooping_alerts_unless_explained() {
+    let view = "2026-11-10T09:00:00Z,u1,p_cow,view";
+    let a = run("coworker_snooping", view, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert!(a[0].summary.contains("colleague u2"), "{}", a[0].summary);
+    assert!(run("coworker_snooping", view, CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn vip_snooping_alerts_unless_explained() {
+    let view = "2026-11-10T09:00:00Z,u1,p_vip,view";
+    assert_eq!(run("vip_snooping", view, NO_CARE).await.len(), 1);
+    assert!(run("vip_snooping", view, CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn deceased_access_alerts_for_a_nurse_not_for_him_closing_the_record() {
+    let a = run(
+        "deceased_access",
+        "2026-11-10T09:00:00Z,u1,p_dead,view",
+        NO_CARE,
+    )
+    .await;
+    assert_eq!(a.len(), 1);
+    assert!(a[0].summary.contains("2026-08-01"), "{}", a[0].summary);
+    assert!(
+        run(
+            "deceased_access",
+            "2026-11-10T09:00:00Z,u3,p_dead,print",
+            NO_CARE
+        )
+        .await
+        .is_empty()
+    );
+    // Died less than 30 days before: still care (or its paperwork).
+    assert!(
+        run(
+            "deceased_access",
+            "2026-08-20T09:00:00Z,u1,p_dead,view",
+            NO_CARE
+        )
+        .await
+        .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn terminated_access_alerts_after_the_last_day_only() {
+    let after = "2026-11-10T09:00:00Z,u4,,login,,203.0.113.9\n2026-11-10T09:02:00Z,u4,p_a,view,,203.0.113.9";
+    let a = run("terminated_access", after, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].patient_ids, vec!["p_a"]);
+    assert!(a[0].summary.contains("2026-10-15"), "{}", a[0].summary);
+    let before = "2026-10-10T09:00:00Z,u4,p_a,view";
+    assert!(run("terminated_access", before, NO_CARE).await.is_empty());
+}
+
+/// `days` days of `per_day` distinct patients for `user`, from 2026-11-01.
+fn daily_views(user: &str, days: u32, per_day: u32) -> String {
+    let mut s = String::new();
+    for d in 0..days {
+        for p in 0..per_day {
+            s.push_str(&format!(
+                "2026-11-{:02}T{:02}:{:02}:00Z,{user},P{d}_{p},view\n",
+                d + 1,
+                8 + p / 60,
+                p % 60
+            ));
+        }
+    }
+    s
+}
+
+#[tokio::test]
+async fn volume_spike_alerts_on_a_spike_not_on_a_steadily_busy_user() {
+    // Three nurses with about 10 patients a day; on day 12 u1 opens 120.
+    let mut lines = String::new();
+    for (u, n) in [("u1", 10), ("u5", 11), ("u6", 9), ("u7", 10)] {
+        lines.push_str(&daily_views(u, 11, n));
+    }
+    let mut spike = lines.clone();
+    for p in 0..120 {
+        spike.push_str(&format!(
+            "2026-11-12T{:02}:{:02}:00Z,u1,S{p},view\n",
+            8 + p / 60,
+            p % 60
+        ));
+    }
+    for (u, n) in [("u5", 11), ("u6", 9), ("u7", 10)] {
+        for p in 0..n {
+            spike.push_str(&format!("2026-11-12T09:{p:02}:00Z,{u},Q{u}{p},view\n"));
+        }
+    }
+    let a = run("volume_spike", &spike, NO_CARE).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].user_id.as_deref(), Some("u1"));
+    assert!(a[0].summary.contains("120 distinct"), "{}", a[0].summary);
+    // u1 always opens 120 charts a day (HIM-like work): no spike against their own days.
+    let busy = daily_views("u1", 12, 120) + &lines;
+    assert!(run("volume_spike", &busy, NO_CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn bulk_export_alerts_on_exports_not_on_him_release_of_information() {
+    let mut exports = String::new();
+    let mut prints = String::new();
+    for (i, p) in [
+        "p_a", "p_b", "p_c", "p_d", "p_e", "p_fam", "p_nbr", "p_vip", "p_cow",
+    ]
+    .iter()
+    .enumerate()
+    {
+        exports.push_str(&format!("2026-11-10T10:{i:02}:00Z,u1,{p},export\n"));
+    }
+    for i in 0..30 {
+        prints.push_str(&format!("2026-11-10T10:{i:02}:00Z,u3,X{i},print\n"));
+    }
+    let a = run("bulk_export", &exports, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert!(a[0].summary.contains("exported 9"), "{}", a[0].summary);
+    assert!(run("bulk_export", &prints, NO_CARE).await.is_empty());
+    // The same 30 prints by a nurse are not HIM's work.
+    let nurse = prints.replace(",u3,", ",u1,");
+    assert_eq!(run("bulk_export", &nurse, NO_CARE).await.len(), 1);
+}
+
+#[tokio::test]
+async fn break_glass_alerts_unless_an_encounter_follows() {
+    // ED physician breaks the glass at 10:00; the ED encounter opens at 10:20.
+    let bg = "2026-11-10T10:00:00Z,u2,p_a,break_glass";
+    assert!(run("break_glass_misuse", bg, CARE).await.is_empty());
+    let a = run("break_glass_misuse", bg, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert!(a[0].summary.contains("broke the glass"), "{}", a[0].summary);
+}
+
+#[tokio::test]
+async fn after_hours_alerts_for_a_day_worker_at_night_not_a_night_nurse() {
+    let mut day_worker = String::new();
+    for d in 1..=10 {
+        for h in 8..16 {
+            day_worker.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u1,p_a,view\n"));
+        }
+    }
+    let mut night = day_worker.clone();
+    for m in 0..15 {
+        night.push_str(&format!("2026-11-11T02:{:02}:00Z,u1,N{m},view\n", m * 3));
+    }
+    let a = run("after_hours", &night, NO_CARE).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].event_count, 15);
+    // A night nurse, at night, every night.
+    let mut night_nurse = String::new();
+    for d in 1..=11 {
+        for h in [22, 23, 0, 1, 2, 3, 4, 5] {
+            night_nurse.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u5,p_a,view\n"));
+        }
+    }
+    assert!(run("after_hours", &night_nurse, NO_CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn record_tampering_alerts_on_unexplained_changes_only() {
+    let changes = "2026-11-10T10:00:00Z,u1,p_a,delete\n2026-11-10T10:01:00Z,u1,p_b,delete\n\
+                   2026-11-10T10:02:00Z,u1,p_c,update\n2026-11-10T10:03:00Z,u1,p_d,delete\n\
+                   2026-11-10T10:04:00Z,u1,p_e,delete";
+    let a = run("record_tampering", changes, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert!(
+        a[0].summary.contains("deleted 4 and updated 1"),
+        "{}",
+        a[0].summary
+    );
+    // The icu is treating all five patients.
+    assert!(run("record_tampering", changes, CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn account_compromise_alerts_on_guessing_not_on_a_typo() {
+    let mut guess = String::new();
+    for s in 0..6 {
+        guess.push_str(&format!(
+            "2026-11-10T10:00:{:02}Z,u1,,login_failed,failure,203.0.113.7\n",
+            s * 7
+        ));
+    }
+    guess.push_str("2026-11-10T10:01:00Z,u1,,login,success,203.0.113.7\n2026-11-10T10:02:00Z,u1,p_a,view,success,203.0.113.7\n");
+    let a = run("account_compromise", &guess, NO_CARE).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].src_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(a[0].patient_ids, vec!["p_a"]);
+    let typo = "2026-11-10T10:00:00Z,u1,,login_failed,failure,10.0.0.5\n2026-11-10T10:00:09Z,u1,,login,success,10.0.0.5";
+    assert!(run("account_compromise", typo, NO_CARE).await.is_empty());
+}
+
+#[tokio::test]
+async fn since_and_until_bound_what_a_rule_reads_and_reports() {
+    let rule = builtin_rule("terminated_access");
+    let lines = "2026-11-10T09:00:00Z,u4,p_a,view\n2026-11-12T09:00:00Z,u4,p_b,view\n2026-11-14T09:00:00Z,u4,p_c,view";
+    let all = run_with(&rule, lines, NO_CARE, Range::default()).await;
+    assert_eq!(all.len(), 3);
+    let range = Range {
+        since: Some(us("2026-11-11T00:00:00Z")),
+        until: Some(us("2026-11-13T00:00:00Z")),
+    };
+    let some = run_with(&rule, lines, NO_CARE, range).await;
+    assert_eq!(some.len(), 1);
+    assert_eq!(some[0].patient_ids, vec!["p_b"]);
+}
+
+#[tokio::test]
+async fn a_rule_with_a_wrong_column_type_is_rejected_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = SessionContext::new();
+    reference(dir.path(), NO_CARE).register(&ctx).unwrap();
+    let bad = Rule::parse(
+        "bad.sql",
+        "-- id: bad\n-- title: t\n-- severity: low\n-- scenario: x\n-- description: d\n\
+         SELECT user_id, CAST(NULL AS VARCHAR) AS host, CAST(NULL AS VARCHAR) AS src_ip, \
+         CAST(NULL AS VARCHAR) AS patient_ids, now() AS first_ts, now() AS last_ts, \
+         1 AS event_count, 'high' AS score, 'x' AS summary FROM staff",
+    )
+    .unwrap();
+    let e = detect::check(&ctx, &bad).await.unwrap_err();
+    assert!(e.contains("patient_ids"), "{e}");
+}
+
+fn write_rules(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("broken.sql"),
+        "-- id: broken\n-- title: t\n-- severity: low\n-- scenario: x\n-- description: d\n\
+         SELECT user_id, CAST(NULL AS VARCHAR) AS host, CAST(NULL AS VARCHAR) AS src_ip, \
+         array_agg(patient_id) AS patient_ids, min(ts) AS first_ts, max(ts) AS last_ts, \
+         count(*) AS event_count, 'high' AS score, 'x' AS summary FROM access_events GROUP BY user_id",
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("queries/terminated_access.sql"),
+        dir.join("terminated_access.sql"),
+    )
+    .unwrap();
+}
+
+/// The CLI end to end on a generated hospital: detect, detect again (nothing
+/// new), a broken rule named and skipped, scan, and eval per scenario.
+#[test]
+fn detect_twice_raises_each_alert_once_and_names_a_broken_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("h");
+    let store = dir.path().join("store");
+    ok(&[
+        "gen",
+        "--out",
+        h.to_str().unwrap(),
+        "--events",
+        "20000",
+        "--days",
+        "7",
+        "--seed",
+        "5",
+    ]);
+    ingest(&store, &[&h.join("logs")], &[]);
+    let rules = dir.path().join("rules");
+    write_rules(&rules);
+    let reference = h.join("ref");
+    let detect = |extra: &[&str]| {
+        let mut args = vec![
+            "detect",
+            "--store",
+            store.to_str().unwrap(),
+            "--ref",
+            reference.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let first = detect(&["--out", "-"]);
+    let err = stderr(&first);
+    assert!(err.contains("broken.sql") && err.contains("score"), "{err}");
+    let n = String::from_utf8_lossy(&first.stdout).lines().count();
+    assert!(n >= 1, "the generated leavers' accounts are used: {err}");
+    assert_eq!(scalar(&store, "SELECT count(*) FROM alerts"), n as i64);
+    let second = detect(&[]);
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        out.starts_with(&format!("0 new alerts ({n} already raised")),
+        "{out}"
+    );
+    assert_eq!(scalar(&store, "SELECT count(*) FROM alerts"), n as i64);
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT count(*) - count(DISTINCT alert_id) FROM alerts"
+        ),
+        0
+    );
+}
+
+/// Snooping scenarios whose precision the rules cannot reach on generated
+/// data: the generator's background makes 7 % of chart access legitimate but
+/// unexplained (consults, covering colleagues), to random living patients,
+/// and with 40 surnames and 20 streets a random chart often belongs to a
+/// namesake, a neighbour, a colleague or a VIP. One injected view of such a
+/// chart looks exactly like those. Recall is still asserted; see the issue
+/// note for the eval tables.
+const PRECISION_GAP: &[&str] = &[
+    "family_snooping",
+    "neighbor_snooping",
+    "coworker_snooping",
+    "vip_snooping",
+];
+
+#[test]
+fn every_access_scenario_is_found_on_three_generated_hospitals() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    // scenario -> (incidents, detected, alerts, true alerts), pooled over seeds.
+    let mut pooled: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for seed in ["11", "12", "13"] {
+        let h = dir.path().join(format!("h{seed}"));
+        let alerts = dir.path().join(format!("alerts{seed}.jsonl"));
+        ok(&[
+            "gen",
+            "--out",
+            h.to_str().unwrap(),
+            "--events",
+            "60000",
+            "--days",
+            "14",
+            "--seed",
+            seed,
+        ]);
+        ok(&[
+            "scan",
+            h.join("logs").to_str().unwrap(),
+            "--ref",
+            h.join("ref").to_str().unwrap(),
+            "--out",
+            alerts.to_str().unwrap(),
+        ]);
+        let out = ok(&[
+            "eval",
+            "--labels",
+            h.join("labels.csv").to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ]);
+        println!("seed {seed}:\n{}", String::from_utf8_lossy(&out.stdout));
+        let out = ok(&[
+            "eval",
+            "--labels",
+            h.join("labels.csv").to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--json",
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for s in report["scenarios"].as_array().unwrap() {
+            let e = pooled
+                .entry(s["scenario"].as_str().unwrap().to_string())
+                .or_default();
+            for (i, k) in ["incidents", "detected", "alerts", "true_alerts"]
+                .iter()
+                .enumerate()
+            {
+                e[i] += s[k].as_u64().unwrap();
+            }
+        }
+    }
+    let access = [
+        "self_access",
+        "family_snooping",
+        "neighbor_snooping",
+        "coworker_snooping",
+        "vip_snooping",
+        "deceased_access",
+        "terminated_access",
+        "volume_spike",
+        "bulk_export",
+        "break_glass_misuse",
+        "after_hours",
+        "record_tampering",
+        "account_compromise",
+    ];
+    let mut failures = Vec::new();
+    for name in access {
+        let [incidents, detected, alerts, true_alerts] =
+            pooled.get(name).copied().unwrap_or_default();
+        assert!(
+            incidents >= 3,
+            "{name}: only {incidents} incidents injected"
+        );
+        let recall = detected as f64 / incidents as f64;
+        let precision = if alerts == 0 {
+            0.0
+        } else {
+            true_alerts as f64 / alerts as f64
+        };
+        println!("{name:<20} recall {recall:.3} precision {precision:.3} ({alerts} alerts)");
+        if recall < 0.9 {
+            failures.push(format!("{name}: recall {recall:.3}"));
+        }
+        if precision < 0.8 && !PRECISION_GAP.contains(&name) {
+            failures.push(format!("{name}: precision {precision:.3}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
