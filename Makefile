@@ -7,22 +7,18 @@ DEMO_HOSPITAL := target/demo-hospital
 
 .PHONY: demo test bench lint fmt
 
-## Build (the dev profile shared with the tests, see README "Build profiles"), generate a hospital, ingest its access log, run a few queries.
+## Build (the dev profile shared with the tests, see README "Build profiles"), generate a hospital, ingest it, detect, score the alerts.
 demo: $(DEMO_BIN)
 	rm -rf $(DEMO_STORE) $(DEMO_HOSPITAL)
 	$(DEMO_BIN) gen --out $(DEMO_HOSPITAL) --events 200000 --days 14 --seed 2026
 	$(DEMO_BIN) ingest $(DEMO_HOSPITAL)/logs/ --store $(DEMO_STORE)
-	@echo; echo "== Events per action"
-	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT action, count(*) AS events, count(DISTINCT patient_id) AS patients FROM access_events GROUP BY action ORDER BY events DESC"
-	@echo; echo "== Who opened the most distinct charts"
-	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT user_id, user_role, count(DISTINCT patient_id) AS patients, count(*) AS events FROM access_events GROUP BY 1, 2 ORDER BY patients DESC LIMIT 5"
-	@echo; echo "== Break-the-glass overrides per day"
-	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT event_date, count(*) AS overrides, count(DISTINCT user_id) AS users FROM access_events WHERE action = 'break_glass' GROUP BY 1 ORDER BY 1"
-	@echo; echo "== Failed logins by source address"
-	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT src_ip, count(*) AS failures FROM access_events WHERE action = 'login_failed' GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
-	@echo; echo "== Incidents injected into $(DEMO_HOSPITAL) (labels.csv), for the detection rules to find"
-	@tail -n +2 $(DEMO_HOSPITAL)/labels.csv | cut -d, -f1 | sort | uniq -c
-	@echo; echo "Try it yourself: $(DEMO_BIN) sql --store $(DEMO_STORE)"
+	@echo; echo "== Detection: every rule in queries/ over the store, worst first"
+	$(DEMO_BIN) detect --store $(DEMO_STORE) --ref $(DEMO_HOSPITAL)/ref --out $(DEMO_STORE)/alerts.jsonl --show 15
+	@echo; echo "== Scored against the incidents the generator injected ($(DEMO_HOSPITAL)/labels.csv)"
+	$(DEMO_BIN) eval --labels $(DEMO_HOSPITAL)/labels.csv --alerts $(DEMO_STORE)/alerts.jsonl
+	@echo; echo "== Who opened the most distinct charts (SQL, with the detection functions)"
+	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT user_id, count(DISTINCT patient_id) AS patients, round(robust_z(count(DISTINCT patient_id)) OVER (), 1) AS robust_z FROM access_events GROUP BY user_id ORDER BY patients DESC LIMIT 5"
+	@echo; echo "Try it yourself: $(DEMO_BIN) sql --store $(DEMO_STORE) --ref $(DEMO_HOSPITAL)/ref   (tables: access_events, alerts, staff, patients, encounters)"
 
 # Cargo decides whether anything needs rebuilding.
 .PHONY: $(DEMO_BIN)
