@@ -595,3 +595,45 @@ fn every_access_scenario_is_found_on_three_generated_hospitals() {
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+#[test]
+fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("h");
+    ok(&[
+        "gen",
+        "--out",
+        h.to_str().unwrap(),
+        "--events",
+        "20000",
+        "--days",
+        "7",
+        "--seed",
+        "3",
+    ]);
+    // A syslog file among the FHIR days: not read yet, reported, not fatal.
+    std::fs::copy(h.join("syslog/emr-app01.log"), h.join("logs/emr-app01.log")).unwrap();
+    let out = ok(&[
+        "scan",
+        h.join("logs").to_str().unwrap(),
+        "--ref",
+        h.join("ref").to_str().unwrap(),
+        "--out",
+        "-",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("emr-app01.log") && err.contains("file skipped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 rejected"),
+        "one reject for the whole file: {err}"
+    );
+    let alerts = String::from_utf8_lossy(&out.stdout);
+    assert!(alerts.lines().count() >= 5, "{err}");
+    for line in alerts.lines() {
+        let a: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(a["alert_id"].as_str().is_some_and(|s| s.len() == 16), "{a}");
+    }
+}

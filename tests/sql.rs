@@ -96,7 +96,10 @@ fn shell_reads_statements_and_backslash_commands_from_stdin() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
-    assert!(stdout.contains("access_events\nalerts\nrejects\n"), "{stdout}");
+    assert!(
+        stdout.contains("access_events\nalerts\nrejects\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("patient_id,Utf8,YES"), "{stdout}");
     assert!(stdout.contains("n\n12\n"), "{stdout}");
     assert!(

@@ -368,16 +368,23 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
         records += d.records;
         rejected += d.rejects.len() as u64;
         if let Some(r) = d.rejects.first() {
-            first_reject
-                .entry(r.source.clone())
-                .or_insert_with(|| format!("line {}: {}", r.line, r.reason));
+            first_reject.entry(r.source.clone()).or_insert_with(|| {
+                if r.line == 0 {
+                    r.reason.clone()
+                } else {
+                    format!(
+                        "records rejected, the first at line {}: {}",
+                        r.line, r.reason
+                    )
+                }
+            });
         }
         if d.batch.num_rows() > 0 {
             batches.push(crate::store::stored_batch(&d.batch, schema::TS)?);
         }
     }
     for (src, why) in &first_reject {
-        eprintln!("emrwatch: {src}: records rejected, the first at {why}");
+        eprintln!("emrwatch: {src}: {why}");
     }
     let stored_schema = schema::stored(&schema::access_events());
     let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(stored_schema, vec![batches])?);

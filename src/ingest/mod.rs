@@ -356,17 +356,47 @@ impl FrameSink {
         }
     }
 
-    fn send(&mut self, chunk: Chunk) {
+    fn send(&mut self, mut chunk: Chunk) {
         if self.format == Format::Auto
             && let Some(first) = chunk.spans.first()
         {
             let rec = &chunk.buf[first.start..first.end];
+            let rec = rec.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(rec);
+            if !matches!(
+                rec.iter().find(|b| !b.is_ascii_whitespace()),
+                Some(b'{' | b'[')
+            ) {
+                // Not JSON: one reject for the object, not one per line, and
+                // stop reading it (CSV and syslog decoders are issue 6's).
+                let reject = framing::FrameReject {
+                    line: 0,
+                    offset: 0,
+                    reason: "not a format emrwatch reads yet (the first record is not JSON; \
+                             FHIR AuditEvent and JSON lines are read): file skipped"
+                        .to_string(),
+                    sample: rec[..rec.len().min(SAMPLE_LEN)].to_vec(),
+                };
+                chunk = Chunk {
+                    source: self.source.clone(),
+                    rejects: vec![reject],
+                    ..Chunk::default()
+                };
+                self.format = Format::Fhir;
+                self.framing = Framing::Closed;
+                self.forward(chunk);
+                self.tx = None;
+                return;
+            }
             self.format = if memchr::memmem::find(rec, b"\"resourceType\"").is_some() {
                 Format::Fhir
             } else {
                 Format::Ndjson
             };
         }
+        self.forward(chunk);
+    }
+
+    fn forward(&mut self, chunk: Chunk) {
         let work = Work {
             chunk,
             format: self.format,
