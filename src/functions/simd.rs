@@ -21,10 +21,9 @@ pub fn has_avx2() -> bool {
     }
 }
 
-/// `out[i] = |x[i] - center|`.
-pub fn abs_dev(x: &[f64], center: f64, out: &mut Vec<f64>) {
-    out.clear();
-    out.resize(x.len(), 0.0);
+/// `out[i] = |x[i] - center|` (`out` as long as `x`).
+pub fn abs_dev(x: &[f64], center: f64, out: &mut [f64]) {
+    assert_eq!(x.len(), out.len(), "abs_dev: out must be as long as x");
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 is present (checked above).
@@ -41,10 +40,9 @@ pub fn abs_dev_scalar(x: &[f64], center: f64, out: &mut [f64]) {
     }
 }
 
-/// `out[i] = (x[i] - center) * inv_scale`.
-pub fn scale(x: &[f64], center: f64, inv_scale: f64, out: &mut Vec<f64>) {
-    out.clear();
-    out.resize(x.len(), 0.0);
+/// `out[i] = (x[i] - center) * inv_scale` (`out` as long as `x`).
+pub fn scale(x: &[f64], center: f64, inv_scale: f64, out: &mut [f64]) {
+    assert_eq!(x.len(), out.len(), "scale: out must be as long as x");
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 is present (checked above).
@@ -216,7 +214,7 @@ pub fn median_mad(x: &[f64]) -> Option<(f64, f64)> {
     let mut clean = Vec::new();
     drop_nan(x, &mut clean);
     let m = median_in_place(&mut clean)?;
-    let mut dev = Vec::new();
+    let mut dev = vec![0.0; clean.len()];
     abs_dev(&clean, m, &mut dev);
     let mad = median_in_place(&mut dev)?;
     Some((m, mad))
@@ -241,14 +239,14 @@ pub fn robust_z(x: &[f64]) -> Vec<f64> {
     if s == 0.0 {
         let mut clean = Vec::new();
         drop_nan(x, &mut clean);
-        let mut dev = Vec::new();
+        let mut dev = vec![0.0; clean.len()];
         abs_dev(&clean, m, &mut dev);
         s = MEANAD_TO_SIGMA * sum(&dev) / dev.len() as f64;
     }
     if s == 0.0 || !s.is_finite() {
         s = 1.0;
     }
-    let mut out = Vec::new();
+    let mut out = vec![0.0; x.len()];
     scale(x, m, 1.0 / s, &mut out);
     out
 }
@@ -328,11 +326,13 @@ mod tests {
 
             let mut want = vec![0.0; clean.len()];
             abs_dev_scalar(&clean, 2.5, &mut want);
+            let mut got = vec![0.0; clean.len()];
             abs_dev(&clean, 2.5, &mut got);
             assert_eq!(got, want);
 
             let mut want = vec![0.0; x.len()];
             scale_scalar(&x, 1.5, 0.25, &mut want);
+            let mut got = vec![0.0; x.len()];
             scale(&x, 1.5, 0.25, &mut got);
             assert!(same(&got, &want));
 
