@@ -240,23 +240,29 @@ pub async fn run_rule(
     Ok(dedup(out))
 }
 
-/// Keeps one alert per id: the highest score, its window widened to all of them.
+/// Keeps one alert per id (a rule's rows for one actor on one day): the
+/// summary and score of the worst row, the window, patients and event count
+/// of all of them.
 pub fn dedup(alerts: Vec<Alert>) -> Vec<Alert> {
     let mut by_id: HashMap<String, Alert> = HashMap::new();
     let mut order = Vec::new();
     for al in alerts {
         match by_id.get_mut(&al.alert_id) {
             Some(kept) => {
-                kept.first_us = kept.first_us.min(al.first_us);
-                kept.last_us = kept.last_us.max(al.last_us);
+                let first_us = kept.first_us.min(al.first_us);
+                let last_us = kept.last_us.max(al.last_us);
+                let event_count = kept.event_count + al.event_count;
+                let mut patient_ids = std::mem::take(&mut kept.patient_ids);
+                patient_ids.extend(al.patient_ids.iter().cloned());
+                patient_ids.sort();
+                patient_ids.dedup();
                 if al.score > kept.score {
-                    let (f, l) = (kept.first_us, kept.last_us);
-                    *kept = Alert {
-                        first_us: f,
-                        last_us: l,
-                        ..al
-                    };
+                    *kept = al;
                 }
+                kept.first_us = first_us;
+                kept.last_us = last_us;
+                kept.event_count = event_count;
+                kept.patient_ids = patient_ids;
             }
             None => {
                 order.push(al.alert_id.clone());
@@ -446,6 +452,38 @@ pub fn rank(alerts: &mut [Alert]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedup_keeps_every_patient_and_the_worst_summary() {
+        let al = |patient: &str, score: f64, first_us: i64| Alert {
+            alert_id: alert_id("r", "u1", first_us),
+            run_id: "run".into(),
+            rule_id: "r".into(),
+            scenario: "s".into(),
+            severity: rule::Severity::High,
+            user_id: Some("u1".into()),
+            host: None,
+            src_ip: None,
+            patient_ids: vec![patient.into()],
+            first_us,
+            last_us: first_us + 10,
+            event_count: 2,
+            score,
+            summary: format!("about {patient}"),
+        };
+        let out = dedup(vec![
+            al("p1", 1.0, 100),
+            al("p2", 5.0, 50),
+            al("p3", 1.0, 86_400_000_000),
+        ]);
+        assert_eq!(out.len(), 2, "the third is another day");
+        assert_eq!(out[0].patient_ids, vec!["p1", "p2"]);
+        assert_eq!(out[0].summary, "about p2");
+        assert_eq!(
+            (out[0].first_us, out[0].last_us, out[0].event_count),
+            (50, 110, 4)
+        );
+    }
 
     #[test]
     fn alert_ids_are_stable_and_bucket_by_day() {
