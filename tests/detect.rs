@@ -174,29 +174,25 @@ async fn family_snooping_alerts_unless_she_cares_for_her_namesake() {
     assert!(run("family_snooping", view, CARE).await.is_empty());
 }
 
-#[tokio::test]
-async fn neighbor_snooping_alerts_unless_explained() {
-    let view = "2026-11-10T09:00:00Z,u1,p_nbr,view";
-    let a = run("neighbor_snooping", view, NO_CARE).await;
-    assert_eq!(a.len(), 1);
-    assert!(a[0].summary.contains("OAK ST"), "{}", a[0].summary);
-    assert!(run("neighbor_snooping", view, CARE).await.is_empty());
+/// One unexplained view of `patient` by nurse u1 alerts (with `says` in the
+/// summary); the same view while her department treats the patient does not.
+async fn alerts_unless_explained(rule: &str, patient: &str, says: &str) {
+    let view = format!("2026-11-10T09:00:00Z,u1,{patient},view");
+    let a = run(rule, &view, NO_CARE).await;
+    assert_eq!(a.len(), 1, "{rule}");
+    assert_eq!(a[0].patient_ids, vec![patient]);
+    assert!(a[0].summary.contains(says), "{rule}: {}", a[0].summary);
+    assert!(
+        run(rule, &view, CARE).await.is_empty(),
+        "{rule} with an encounter"
+    );
 }
 
 #[tokio::test]
-async fn coworker_snooping_alerts_unless_explained() {
-    let view = "2026-11-10T09:00:00Z,u1,p_cow,view";
-    let a = run("coworker_snooping", view, NO_CARE).await;
-    assert_eq!(a.len(), 1);
-    assert!(a[0].summary.contains("colleague u2"), "{}", a[0].summary);
-    assert!(run("coworker_snooping", view, CARE).await.is_empty());
-}
-
-#[tokio::test]
-async fn vip_snooping_alerts_unless_explained() {
-    let view = "2026-11-10T09:00:00Z,u1,p_vip,view";
-    assert_eq!(run("vip_snooping", view, NO_CARE).await.len(), 1);
-    assert!(run("vip_snooping", view, CARE).await.is_empty());
+async fn neighbor_coworker_and_vip_snooping_alert_unless_explained() {
+    alerts_unless_explained("neighbor_snooping", "p_nbr", "OAK ST").await;
+    alerts_unless_explained("coworker_snooping", "p_cow", "colleague u2").await;
+    alerts_unless_explained("vip_snooping", "p_vip", "VIP patient").await;
 }
 
 #[tokio::test]
@@ -556,23 +552,9 @@ fn every_access_scenario_is_found_on_three_generated_hospitals() {
             }
         }
     }
-    let access = [
-        "self_access",
-        "family_snooping",
-        "neighbor_snooping",
-        "coworker_snooping",
-        "vip_snooping",
-        "deceased_access",
-        "terminated_access",
-        "volume_spike",
-        "bulk_export",
-        "break_glass_misuse",
-        "after_hours",
-        "record_tampering",
-        "account_compromise",
-    ];
+    let access = emrwatch::synth::incidents::ACCESS_SCENARIOS;
     let mut failures = Vec::new();
-    for name in access {
+    for &name in access {
         let [incidents, detected, alerts, true_alerts] =
             pooled.get(name).copied().unwrap_or_default();
         assert!(
