@@ -184,7 +184,7 @@ async fn run_rules_over(
         let t = Instant::now();
         match det::run_rule(ctx, all, views, r, range, run_id).await {
             Ok(found) => {
-                tracing_line(&format!(
+                verbose(&format!(
                     "rule {}: {} alerts in {:.2}s",
                     r.id,
                     found.len(),
@@ -206,7 +206,7 @@ async fn run_rules_over(
 }
 
 /// Per-rule progress, on stderr only when asked (`EMRWATCH_VERBOSE=1`): it names no patient.
-fn tracing_line(s: &str) {
+fn verbose(s: &str) {
     if std::env::var_os("EMRWATCH_VERBOSE").is_some() {
         eprintln!("emrwatch: {s}");
     }
