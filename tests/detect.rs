@@ -424,24 +424,29 @@ fn write_rules(dir: &Path) {
     .unwrap();
 }
 
+/// `emrwatch gen` into `out`.
+fn gen_hospital(out: &Path, events: &str, days: &str, seed: &str) {
+    ok(&[
+        "gen",
+        "--out",
+        out.to_str().unwrap(),
+        "--events",
+        events,
+        "--days",
+        days,
+        "--seed",
+        seed,
+    ]);
+}
+
 /// The CLI end to end on a generated hospital: detect, detect again (nothing
-/// new), a broken rule named and skipped, scan, and eval per scenario.
+/// new, nothing stored twice), and a broken rule named and skipped.
 #[test]
 fn detect_twice_raises_each_alert_once_and_names_a_broken_rule() {
     let dir = tempfile::tempdir().unwrap();
     let h = dir.path().join("h");
     let store = dir.path().join("store");
-    ok(&[
-        "gen",
-        "--out",
-        h.to_str().unwrap(),
-        "--events",
-        "20000",
-        "--days",
-        "7",
-        "--seed",
-        "5",
-    ]);
+    gen_hospital(&h, "20000", "7", "5");
     ingest(&store, &[&h.join("logs")], &[]);
     let rules = dir.path().join("rules");
     write_rules(&rules);
@@ -504,17 +509,7 @@ fn every_access_scenario_is_found_on_three_generated_hospitals() {
     for seed in ["11", "12", "13"] {
         let h = dir.path().join(format!("h{seed}"));
         let alerts = dir.path().join(format!("alerts{seed}.jsonl"));
-        ok(&[
-            "gen",
-            "--out",
-            h.to_str().unwrap(),
-            "--events",
-            "60000",
-            "--days",
-            "14",
-            "--seed",
-            seed,
-        ]);
+        gen_hospital(&h, "60000", "14", seed);
         ok(&[
             "scan",
             h.join("logs").to_str().unwrap(),
@@ -582,17 +577,7 @@ fn every_access_scenario_is_found_on_three_generated_hospitals() {
 fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     let h = dir.path().join("h");
-    ok(&[
-        "gen",
-        "--out",
-        h.to_str().unwrap(),
-        "--events",
-        "20000",
-        "--days",
-        "7",
-        "--seed",
-        "3",
-    ]);
+    gen_hospital(&h, "20000", "7", "3");
     // A syslog file among the FHIR days: not read yet, reported, not fatal.
     std::fs::copy(h.join("syslog/emr-app01.log"), h.join("logs/emr-app01.log")).unwrap();
     let out = ok(&[

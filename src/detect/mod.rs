@@ -92,17 +92,17 @@ enum Want {
     Float,
 }
 
-/// The columns every rule returns (DESIGN.md), with whether they may be null.
-const RESULT_COLUMNS: &[(&str, Want, bool)] = &[
-    (a::USER_ID, Want::Text, true),
-    (a::HOST, Want::Text, true),
-    (a::SRC_IP, Want::Text, true),
-    (a::PATIENT_IDS, Want::Texts, true),
-    (a::FIRST_TS, Want::Time, false),
-    (a::LAST_TS, Want::Time, false),
-    (a::EVENT_COUNT, Want::Int, false),
-    (a::SCORE, Want::Float, false),
-    (a::SUMMARY, Want::Text, false),
+/// The columns every rule returns (DESIGN.md) and what each must hold.
+const RESULT_COLUMNS: &[(&str, Want)] = &[
+    (a::USER_ID, Want::Text),
+    (a::HOST, Want::Text),
+    (a::SRC_IP, Want::Text),
+    (a::PATIENT_IDS, Want::Texts),
+    (a::FIRST_TS, Want::Time),
+    (a::LAST_TS, Want::Time),
+    (a::EVENT_COUNT, Want::Int),
+    (a::SCORE, Want::Float),
+    (a::SUMMARY, Want::Text),
 ];
 
 fn is_text(t: &DataType) -> bool {
@@ -196,7 +196,7 @@ pub async fn check(ctx: &SessionContext, rule: &Rule) -> Result<(), String> {
     let sql = rule.sql()?;
     let df = ctx.sql(&sql).await.map_err(|e| format!("SQL: {e}"))?;
     let schema = df.schema();
-    for (name, want, _) in RESULT_COLUMNS {
+    for (name, want) in RESULT_COLUMNS {
         let Ok(field) = schema.field_with_unqualified_name(name) else {
             return Err(format!(
                 "returns no `{name}` column (every rule returns user_id, host, src_ip, \

@@ -275,22 +275,21 @@ fn date_runs(batch: RecordBatch) -> Result<(RecordBatch, Vec<DateRun>)> {
         }
         out
     }
-    let dates = |b: &RecordBatch| -> Vec<i32> {
+    fn dates(b: &RecordBatch) -> &[i32] {
         b.column(b.num_columns() - 1)
             .as_any()
             .downcast_ref::<Date32Array>()
-            .map(|a| a.values().to_vec())
-            .unwrap_or_default()
-    };
-    let found = runs(&dates(&batch));
+            .map_or(&[], |a| a.values())
+    }
+    let found = runs(dates(&batch));
     if found.len() <= 1 + batch.num_rows() / 1024 {
         return Ok((batch, found));
     }
-    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
     let d = dates(&batch);
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
     order.sort_by_key(|&i| d[i as usize]);
     let sorted = arrow::compute::take_record_batch(&batch, &UInt32Array::from(order))?;
-    let found = runs(&dates(&sorted));
+    let found = runs(dates(&sorted));
     Ok((sorted, found))
 }
 
