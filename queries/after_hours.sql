@@ -7,19 +7,33 @@
 -- param.min_events: 10
 -- param.min_history_days: 4
 -- param.max_days_in_hour: 1
-WITH ev AS (
-    SELECT user_id, ts, patient_id, date_trunc('day', ts) AS day, date_part('hour', ts) AS hour
+-- Habits are counted on (user, day, hour) cells, so the events are read twice
+-- but joined only once, to the few (user, hour) pairs that are unusual.
+WITH cells AS (
+    SELECT user_id, date_trunc('day', ts) AS day, date_part('hour', ts) AS hour
     FROM access_events
+    GROUP BY 1, 2, 3
 ),
 habits AS (
-    SELECT user_id, hour, count(DISTINCT day) AS days_in_hour
-    FROM ev
+    SELECT user_id, hour, count(*) AS days_in_hour
+    FROM cells
     GROUP BY user_id, hour
 ),
 history AS (
     SELECT user_id, count(DISTINCT day) AS days
-    FROM ev
+    FROM cells
     GROUP BY user_id
+),
+unusual AS (
+    SELECT b.user_id, b.hour, h.days
+    FROM habits b
+    LEFT JOIN habits before ON before.user_id = b.user_id AND before.hour = (b.hour + 23) % 24
+    LEFT JOIN habits after ON after.user_id = b.user_id AND after.hour = (b.hour + 1) % 24
+    JOIN history h ON h.user_id = b.user_id
+    WHERE b.days_in_hour <= ${max_days_in_hour}
+      AND coalesce(before.days_in_hour, 0) <= ${max_days_in_hour}
+      AND coalesce(after.days_in_hour, 0) <= ${max_days_in_hour}
+      AND h.days >= ${min_history_days}
 )
 SELECT
     e.user_id,
@@ -32,16 +46,9 @@ SELECT
     CAST(count(*) AS DOUBLE) AS score,
     concat('user ', e.user_id, ' was active ', CAST(count(*) AS VARCHAR), ' times between ',
            CAST(min(e.ts) AS VARCHAR), ' and ', CAST(max(e.ts) AS VARCHAR),
-           ', at hours they worked on no other of their ', CAST(max(h.days) AS VARCHAR),
+           ', at hours they worked on no other of their ', CAST(max(u.days) AS VARCHAR),
            ' days; ', CAST(count(DISTINCT e.patient_id) AS VARCHAR), ' charts opened') AS summary
-FROM ev e
-JOIN habits b ON b.user_id = e.user_id AND b.hour = e.hour
-LEFT JOIN habits before ON before.user_id = e.user_id AND before.hour = (e.hour + 23) % 24
-LEFT JOIN habits after ON after.user_id = e.user_id AND after.hour = (e.hour + 1) % 24
-JOIN history h ON h.user_id = e.user_id
-WHERE b.days_in_hour <= ${max_days_in_hour}
-  AND coalesce(before.days_in_hour, 0) <= ${max_days_in_hour}
-  AND coalesce(after.days_in_hour, 0) <= ${max_days_in_hour}
-  AND h.days >= ${min_history_days}
-GROUP BY e.user_id, e.day
+FROM access_events e
+JOIN unusual u ON u.user_id = e.user_id AND u.hour = date_part('hour', e.ts)
+GROUP BY e.user_id, date_trunc('day', e.ts)
 HAVING count(*) >= ${min_events}

@@ -140,7 +140,7 @@ async fn run_with(rule: &Rule, lines: &str, encounters: &str, range: Range) -> V
         Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap());
     ctx.register_table("access_events", all.clone()).unwrap();
     let views = views();
-    detect::register_views(&ctx, &views).await.unwrap();
+    detect::register_views(&ctx, &views, &[]).await.unwrap();
     detect::check(&ctx, rule).await.unwrap();
     detect::run_rule(&ctx, &all, &views, rule, range, "test")
         .await

@@ -165,38 +165,68 @@ async fn run_rules_over(
     // Check against the full table (planning reads no data).
     ctx.deregister_table(ACCESS_EVENTS)?;
     ctx.register_table(ACCESS_EVENTS, all.clone())?;
-    det::register_views(ctx, views)
+    det::register_views(ctx, views, &[])
         .await
         .map_err(|reason| Error::Input {
             input: "queries/views".into(),
             reason,
         })?;
-    let mut ran = 0;
-    let mut alerts = Vec::new();
+    let mut checked = Vec::new();
     for r in rules {
-        if let Err(reason) = det::check(ctx, r).await {
-            errors.push(RuleError {
-                origin: r.origin.clone(),
-                reason,
-            });
-            continue;
-        }
-        let t = Instant::now();
-        match det::run_rule(ctx, all, views, r, range, run_id).await {
-            Ok(found) => {
-                verbose(&format!(
-                    "rule {}: {} alerts in {:.2}s",
-                    r.id,
-                    found.len(),
-                    t.elapsed().as_secs_f64()
-                ));
-                ran += 1;
-                alerts.extend(found);
-            }
+        match det::check(ctx, r).await {
+            Ok(()) => checked.push(r),
             Err(reason) => errors.push(RuleError {
                 origin: r.origin.clone(),
                 reason,
             }),
+        }
+    }
+    // Rules that share a look-back read the same events, and share the
+    // views computed over them.
+    let mut lookbacks: Vec<i64> = checked.iter().map(|r| r.lookback_us).collect();
+    lookbacks.sort_unstable();
+    lookbacks.dedup();
+    let mut ran = 0;
+    let mut alerts = Vec::new();
+    for lookback in lookbacks {
+        let group: Vec<&Rule> = checked
+            .iter()
+            .copied()
+            .filter(|r| r.lookback_us == lookback)
+            .collect();
+        let t = Instant::now();
+        if let Err(reason) = det::scope(ctx, all, views, range, lookback, &group).await {
+            for r in &group {
+                errors.push(RuleError {
+                    origin: r.origin.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            continue;
+        }
+        verbose(&format!(
+            "views for a look-back of {}s: {:.2}s",
+            lookback / 1_000_000,
+            t.elapsed().as_secs_f64()
+        ));
+        for r in group {
+            let t = Instant::now();
+            match det::run_scoped(ctx, r, range, run_id).await {
+                Ok(found) => {
+                    verbose(&format!(
+                        "rule {}: {} alerts in {:.2}s",
+                        r.id,
+                        found.len(),
+                        t.elapsed().as_secs_f64()
+                    ));
+                    ran += 1;
+                    alerts.extend(found);
+                }
+                Err(reason) => errors.push(RuleError {
+                    origin: r.origin.clone(),
+                    reason,
+                }),
+            }
         }
     }
     for e in &errors {

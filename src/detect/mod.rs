@@ -7,8 +7,9 @@
 //!
 //! [`check`] plans each rule once and verifies it returns the alert columns
 //! (DESIGN.md) with usable types; a broken rule is reported by name and the
-//! others still run. [`run_rule`] gives a rule the events of the range plus
-//! its declared look-back, and keeps the alerts that end inside the range.
+//! others still run. [`scope`] gives the rules that share a look-back the
+//! events of the range plus that look-back, [`run_scoped`] runs one of them
+//! and keeps the alerts that end inside the range.
 
 pub mod rule;
 pub mod sink;
@@ -23,6 +24,7 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 
@@ -139,32 +141,43 @@ fn want_name(want: Want) -> &'static str {
 
 /// Registers the shared views over whatever `access_events` is now (a view
 /// keeps the tables it was planned with, so they are planned again after
-/// every change of scope).
-pub async fn register_views(ctx: &SessionContext, views: &[View]) -> Result<(), String> {
+/// every change of scope). A view marked `materialize` that two or more of
+/// `rules` read is computed here, once, and registered as its result.
+pub async fn register_views(
+    ctx: &SessionContext,
+    views: &[View],
+    rules: &[&Rule],
+) -> Result<(), String> {
     for v in views {
-        let df = ctx
-            .sql(&v.sql)
-            .await
-            .map_err(|e| format!("view {}: {e}", v.name))?;
-        ctx.deregister_table(v.name.as_str())
-            .map_err(|e| e.to_string())?;
-        ctx.register_table(v.name.as_str(), df.into_view())
-            .map_err(|e| e.to_string())?;
+        let err = |e: datafusion::error::DataFusionError| format!("view {}: {e}", v.name);
+        let df = ctx.sql(&v.sql).await.map_err(err)?;
+        let table: Arc<dyn TableProvider> =
+            if v.materialize && rules.iter().filter(|r| v.used_by(r)).count() >= 2 {
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let parts = df.collect_partitioned().await.map_err(err)?;
+                Arc::new(MemTable::try_new(schema, parts).map_err(err)?)
+            } else {
+                df.into_view()
+            };
+        ctx.deregister_table(v.name.as_str()).map_err(err)?;
+        ctx.register_table(v.name.as_str(), table).map_err(err)?;
     }
     Ok(())
 }
 
-/// Registers `access_events` as the events a rule with `lookback_us` may read
-/// in `range`, over `all` (every stored event), and the views over it.
-async fn scope(
+/// Registers `access_events` as the events that rules with `lookback_us` may
+/// read in `range`, over `all` (every stored event), and the views over it
+/// for `rules` (the rules about to run in this scope).
+pub async fn scope(
     ctx: &SessionContext,
     all: &Arc<dyn TableProvider>,
     views: &[View],
     range: Range,
     lookback_us: i64,
+    rules: &[&Rule],
 ) -> Result<(), String> {
     scope_events(ctx, all, range, lookback_us).map_err(|e| e.to_string())?;
-    register_views(ctx, views).await
+    register_views(ctx, views, rules).await
 }
 
 fn scope_events(
@@ -223,7 +236,17 @@ pub async fn run_rule(
     range: Range,
     run_id: &str,
 ) -> Result<Vec<Alert>, String> {
-    scope(ctx, all, views, range, rule.lookback_us).await?;
+    scope(ctx, all, views, range, rule.lookback_us, &[rule]).await?;
+    run_scoped(ctx, rule, range, run_id).await
+}
+
+/// Runs a checked rule in the scope [`scope`] registered for its look-back.
+pub async fn run_scoped(
+    ctx: &SessionContext,
+    rule: &Rule,
+    range: Range,
+    run_id: &str,
+) -> Result<Vec<Alert>, String> {
     let sql = rule.sql()?;
     let batches = ctx
         .sql(&sql)

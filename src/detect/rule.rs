@@ -211,18 +211,32 @@ pub struct View {
     pub name: String,
     /// Its SELECT.
     pub sql: String,
+    /// `-- materialize: yes`: computed once and kept in memory while the
+    /// rules that share a look-back run, when two or more of them read it.
+    /// For views much smaller than the events they are computed from.
+    pub materialize: bool,
 }
 
 impl View {
     /// Parses a view file; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Self, String> {
-        let name = text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("--"))
-            .filter_map(|c| c.trim().strip_prefix("view:"))
-            .map(|n| n.trim().to_string())
-            .next()
-            .ok_or_else(|| format!("{origin}: no `-- view: NAME` line"))?;
+        let header = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix("--"))
+                .filter_map(|c| c.trim().strip_prefix(key))
+                .map(|v| v.trim().to_string())
+                .next()
+        };
+        let name = header("view:").ok_or_else(|| format!("{origin}: no `-- view: NAME` line"))?;
+        let materialize = match header("materialize:").as_deref() {
+            None | Some("no") => false,
+            Some("yes") => true,
+            Some(other) => {
+                return Err(format!(
+                    "{origin}: `-- materialize: {other}`: write yes or no"
+                ));
+            }
+        };
         let sql: String = text
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -232,7 +246,23 @@ impl View {
         if sql.is_empty() {
             return Err(format!("{origin}: no SQL after the header"));
         }
-        Ok(Self { name, sql })
+        Ok(Self {
+            name,
+            sql,
+            materialize,
+        })
+    }
+
+    /// Whether `rule`'s SQL names this view (as a whole word).
+    pub fn used_by(&self, rule: &Rule) -> bool {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        rule.sql_template
+            .match_indices(self.name.as_str())
+            .any(|(i, m)| {
+                let before = rule.sql_template[..i].chars().next_back();
+                let after = rule.sql_template[i + m.len()..].chars().next();
+                !before.is_some_and(word) && !after.is_some_and(word)
+            })
     }
 }
 
@@ -299,6 +329,25 @@ mod tests {
         assert_eq!(r.severity, Severity::High);
         assert_eq!(r.lookback_us, 30 * 86_400_000_000);
         assert_eq!(r.sql().unwrap(), "SELECT 5 AS x");
+    }
+
+    #[test]
+    fn view_header_and_which_rules_use_it() {
+        let v = View::parse("v.sql", "-- view: ua\n-- materialize: yes\nSELECT 1").unwrap();
+        assert!(v.materialize);
+        assert_eq!(v.sql, "SELECT 1");
+        assert!(
+            !View::parse("v.sql", "-- view: ua\nSELECT 1")
+                .unwrap()
+                .materialize
+        );
+        let e = View::parse("v.sql", "-- view: ua\n-- materialize: sure\nSELECT 1").unwrap_err();
+        assert!(e.contains("yes or no"), "{e}");
+        let rule = |from: &str| Rule::parse("f.sql", &OK.replace("AS x", from)).unwrap();
+        assert!(v.used_by(&rule("AS x FROM ua a")));
+        assert!(v.used_by(&rule("AS x FROM t JOIN ua\nON 1=1")));
+        assert!(!v.used_by(&rule("AS x FROM ua_old")));
+        assert!(!v.used_by(&rule("AS x FROM dual")));
     }
 
     #[test]
