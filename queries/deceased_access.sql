@@ -6,6 +6,8 @@
 -- lookback: 0
 -- param.min_days_dead: 30
 -- param.clinical_roles: 'physician', 'nurse', 'resident', 'therapist', 'pharmacist'
+-- The reference table comes first: DataFusion builds its hash table on the
+-- left side of a join, and the events have no row estimate to swap on.
 SELECT
     a.user_id,
     CAST(NULL AS VARCHAR) AS host,
@@ -18,8 +20,8 @@ SELECT
     concat(coalesce(max(a.role), 'user'), ' ', a.user_id, ' opened ', CAST(count(*) AS VARCHAR),
            ' time(s) the chart of ', a.patient_id, ', who died on ', CAST(max(p.deceased_date) AS VARCHAR),
            '; clinical care of a patient dead this long has no purpose') AS summary
-FROM chart_access a
-JOIN patients p ON p.patient_id = a.patient_id
+FROM patients p
+JOIN chart_access a ON a.patient_id = p.patient_id
 WHERE p.deceased_date IS NOT NULL
   AND CAST(a.ts AS DATE) > p.deceased_date + INTERVAL '${min_days_dead}' DAY
   AND a.role IN (${clinical_roles})

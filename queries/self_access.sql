@@ -4,6 +4,8 @@
 -- scenario: self_access
 -- description: a user opens the chart whose patient is that user (patients.employee_user_id)
 -- lookback: 0
+-- The reference table comes first: DataFusion builds its hash table on the
+-- left side of a join, and the events have no row estimate to swap on.
 SELECT
     a.user_id,
     CAST(NULL AS VARCHAR) AS host,
@@ -16,7 +18,6 @@ SELECT
     concat(coalesce(max(a.role), 'user'), ' ', a.user_id, ' opened their own chart (',
            max(a.patient_id), ') ', CAST(count(*) AS VARCHAR),
            ' time(s); employees must request their records through HIM') AS summary
-FROM chart_access a
-JOIN patients p ON p.patient_id = a.patient_id
-WHERE p.employee_user_id = a.user_id
+FROM patients p
+JOIN chart_access a ON a.patient_id = p.patient_id AND a.user_id = p.employee_user_id
 GROUP BY a.user_id, date_trunc('day', a.ts)

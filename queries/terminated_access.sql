@@ -4,6 +4,8 @@
 -- scenario: terminated_access
 -- description: any event by an account after its holder's termination date
 -- lookback: 0
+-- The reference table comes first: DataFusion builds its hash table on the
+-- left side of a join, and the events have no row estimate to swap on.
 SELECT
     e.user_id,
     CAST(NULL AS VARCHAR) AS host,
@@ -18,8 +20,8 @@ SELECT
            ' time(s) from ', coalesce(max(e.src_ip), 'an unknown address'),
            ', opening ', CAST(count(DISTINCT e.patient_id) AS VARCHAR),
            ' chart(s): disable it and find out who holds it') AS summary
-FROM access_events e
-JOIN staff s ON s.user_id = e.user_id
+FROM staff s
+JOIN access_events e ON e.user_id = s.user_id
 WHERE s.termination_date IS NOT NULL
   AND CAST(e.ts AS DATE) > s.termination_date
 GROUP BY e.user_id, date_trunc('day', e.ts)
