@@ -265,7 +265,9 @@ pub async fn run_scoped(
 
 /// Keeps one alert per id (a rule's rows for one actor on one day): the
 /// summary and score of the worst row, the window, patients and event count
-/// of all of them.
+/// of all of them. Among rows of equal score the earliest, then the first
+/// summary in byte order, speaks: rows arrive in no fixed order, and a rerun
+/// must say the same thing.
 pub fn dedup(alerts: Vec<Alert>) -> Vec<Alert> {
     let mut by_id: HashMap<String, Alert> = HashMap::new();
     let mut order = Vec::new();
@@ -279,7 +281,11 @@ pub fn dedup(alerts: Vec<Alert>) -> Vec<Alert> {
                 patient_ids.extend(al.patient_ids.iter().cloned());
                 patient_ids.sort();
                 patient_ids.dedup();
-                if al.score > kept.score {
+                let worse = al
+                    .score
+                    .total_cmp(&kept.score)
+                    .then_with(|| (kept.first_us, &kept.summary).cmp(&(al.first_us, &al.summary)));
+                if worse.is_gt() {
                     *kept = al;
                 }
                 kept.first_us = first_us;
@@ -506,6 +512,14 @@ mod tests {
             (out[0].first_us, out[0].last_us, out[0].event_count),
             (50, 110, 4)
         );
+        // Equal scores: the earliest row speaks, then the first summary,
+        // whatever order the rows came in.
+        for rows in [
+            vec![al("p5", 1.0, 70), al("p4", 1.0, 60), al("p6", 1.0, 60)],
+            vec![al("p6", 1.0, 60), al("p5", 1.0, 70), al("p4", 1.0, 60)],
+        ] {
+            assert_eq!(dedup(rows)[0].summary, "about p4");
+        }
     }
 
     #[test]
