@@ -48,7 +48,8 @@ SELECT
            CAST(min(e.ts) AS VARCHAR), ' and ', CAST(max(e.ts) AS VARCHAR),
            ', at hours they worked on no other of their ', CAST(max(u.days) AS VARCHAR),
            ' days; ', CAST(count(DISTINCT e.patient_id) AS VARCHAR), ' charts opened') AS summary
-FROM access_events e
-JOIN unusual u ON u.user_id = e.user_id AND u.hour = date_part('hour', e.ts)
+-- unusual first: DataFusion builds the hash table on a join's left input.
+FROM unusual u
+JOIN access_events e ON e.user_id = u.user_id AND date_part('hour', e.ts) = u.hour
 GROUP BY e.user_id, date_trunc('day', e.ts)
 HAVING count(*) >= ${min_events}

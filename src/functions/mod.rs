@@ -8,8 +8,8 @@
 //! - `robust_z(x) OVER (PARTITION BY …)`: each row's `(x - median) / (1.4826 MAD)`
 //!   within its partition (see [`simd::robust_z`] for a zero MAD).
 //!
-//! - `date_trunc`: DataFusion's, with integer arithmetic for UTC timestamps
-//!   ([`time`]).
+//! - `date_trunc` and `date_part`: DataFusion's, with integer arithmetic for
+//!   UTC timestamps ([`time`]).
 //!
 //! The per-value passes are AVX2 with a scalar fallback ([`simd`]).
 
@@ -165,6 +165,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(mad());
     ctx.register_udwf(robust_z());
     ctx.register_udf(time::date_trunc());
+    ctx.register_udf(time::date_part());
 }
 
 #[cfg(test)]

@@ -1,17 +1,18 @@
-//! `date_trunc` with a fast path for UTC timestamps, which is what the store
-//! holds.
+//! `date_trunc` and `date_part` with a fast path for UTC timestamps, which is
+//! what the store holds.
 //!
 //! DataFusion 55 takes its arithmetic path only for timestamps without a time
 //! zone; a `UTC` column goes through chrono per value and formats an error
 //! message for each one even when nothing fails (apache/datafusion#25325).
 //! That was a quarter of the after_hours rule's time on a 10-million-event
-//! store. Truncating a UTC instant to a second, minute, hour or day is integer
-//! arithmetic; everything else (other zones, weeks, months, scalars) goes to
-//! DataFusion's own implementation.
+//! store; `date_part` converts every value through chrono-tz. Truncating a
+//! UTC instant to a second, minute, hour or day, or taking its hour or
+//! minute, is integer arithmetic; everything else (other zones, other parts,
+//! scalars) goes to DataFusion's own implementation.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, TimestampMicrosecondArray};
+use arrow::array::{Array, AsArray, Int32Array, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, FieldRef, TimeUnit, TimestampMicrosecondType};
 use datafusion::error::Result;
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
@@ -21,26 +22,22 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-/// DataFusion's `date_trunc`, with integer truncation of UTC microsecond
-/// timestamps to `second`, `minute`, `hour` or `day`.
+/// Which function a [`Utc`] wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    /// `date_trunc(granularity, ts)`
+    Trunc,
+    /// `date_part(part, ts)`
+    Part,
+}
+
+/// One of DataFusion's `date_trunc` or `date_part`, with integer arithmetic
+/// on UTC microsecond timestamps where the result cannot depend on a
+/// calendar.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct DateTrunc {
+pub struct Utc {
+    kind: Kind,
     inner: Arc<ScalarUDF>,
-}
-
-impl DateTrunc {
-    /// Wraps DataFusion's implementation.
-    pub fn new() -> Self {
-        Self {
-            inner: datafusion::functions::datetime::date_trunc(),
-        }
-    }
-}
-
-impl Default for DateTrunc {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// Microseconds in one unit of `granularity`, for the granularities whose
@@ -63,32 +60,52 @@ fn is_utc(tz: &str) -> bool {
     )
 }
 
-/// The fast path, when it applies: `None` sends the call to DataFusion.
-fn truncate_utc(args: &[ColumnarValue]) -> Option<ColumnarValue> {
-    let [ColumnarValue::Scalar(granularity), ColumnarValue::Array(ts)] = args else {
+/// The unit name and the UTC microsecond timestamps of a call, when it has
+/// that shape.
+fn utc_call(args: &[ColumnarValue]) -> Option<(&str, &dyn Array)> {
+    let [ColumnarValue::Scalar(unit), ColumnarValue::Array(ts)] = args else {
         return None;
     };
-    let granularity = match granularity {
-        ScalarValue::Utf8(Some(g))
-        | ScalarValue::LargeUtf8(Some(g))
-        | ScalarValue::Utf8View(Some(g)) => g,
+    let unit = match unit {
+        ScalarValue::Utf8(Some(u))
+        | ScalarValue::LargeUtf8(Some(u))
+        | ScalarValue::Utf8View(Some(u)) => u,
         _ => return None,
     };
-    let unit = unit_us(granularity)?;
-    let DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) = ts.data_type() else {
-        return None;
-    };
-    if !is_utc(tz) {
-        return None;
+    match ts.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if is_utc(tz) => {
+            Some((unit, ts.as_ref()))
+        }
+        _ => None,
     }
+}
+
+/// `date_trunc`'s fast path, when it applies: `None` sends the call to DataFusion.
+fn truncate_utc(args: &[ColumnarValue]) -> Option<ColumnarValue> {
+    let (granularity, ts) = utc_call(args)?;
+    let unit = unit_us(granularity)?;
     let ts = ts.as_primitive::<TimestampMicrosecondType>();
     let out: TimestampMicrosecondArray = ts
         .unary::<_, TimestampMicrosecondType>(|v| v - v.rem_euclid(unit))
-        .with_timezone(tz.clone());
+        .with_timezone_opt(ts.timezone());
     Some(ColumnarValue::Array(Arc::new(out)))
 }
 
-impl ScalarUDFImpl for DateTrunc {
+/// `date_part`'s fast path for `hour` and `minute` (DataFusion returns them
+/// as Int32): `None` sends the call to DataFusion.
+fn part_utc(args: &[ColumnarValue]) -> Option<ColumnarValue> {
+    let (part, ts) = utc_call(args)?;
+    let (unit, modulo) = match part.to_ascii_lowercase().as_str() {
+        "hour" => (3_600_000_000_i64, 24),
+        "minute" => (60_000_000, 60),
+        _ => return None,
+    };
+    let ts = ts.as_primitive::<TimestampMicrosecondType>();
+    let out: Int32Array = ts.unary(|v| v.div_euclid(unit).rem_euclid(modulo) as i32);
+    Some(ColumnarValue::Array(Arc::new(out)))
+}
+
+impl ScalarUDFImpl for Utc {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -110,7 +127,11 @@ impl ScalarUDFImpl for DateTrunc {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        match truncate_utc(&args.args) {
+        let fast = match self.kind {
+            Kind::Trunc => truncate_utc(&args.args),
+            Kind::Part => part_utc(&args.args),
+        };
+        match fast {
             Some(out) => Ok(out),
             None => self.inner.invoke_with_args(args),
         }
@@ -127,7 +148,18 @@ impl ScalarUDFImpl for DateTrunc {
 
 /// The `date_trunc` to register in place of DataFusion's.
 pub fn date_trunc() -> ScalarUDF {
-    ScalarUDF::new_from_impl(DateTrunc::new())
+    ScalarUDF::new_from_impl(Utc {
+        kind: Kind::Trunc,
+        inner: datafusion::functions::datetime::date_trunc(),
+    })
+}
+
+/// The `date_part` (and `extract`) to register in place of DataFusion's.
+pub fn date_part() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Utc {
+        kind: Kind::Part,
+        inner: datafusion::functions::datetime::date_part(),
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +171,8 @@ mod tests {
 
     /// Truncates `values` (µs since the epoch, some null) in `tz` with the
     /// given function registered as date_trunc.
-    async fn run(udf: ScalarUDF, tz: &str, granularity: &str, values: &[Option<i64>]) -> ArrayRef {
+    async fn run(udf: ScalarUDF, tz: &str, unit: &str, values: &[Option<i64>]) -> ArrayRef {
+        let name = udf.name().to_string();
         let ctx = SessionContext::new();
         ctx.register_udf(udf);
         let ts = TimestampMicrosecondArray::from(values.to_vec()).with_timezone(tz);
@@ -151,9 +184,7 @@ mod tests {
         let batch = arrow::array::RecordBatch::try_new(schema, vec![Arc::new(ts)]).unwrap();
         ctx.register_batch("t", batch).unwrap();
         let out = ctx
-            .sql(&format!(
-                "SELECT date_trunc('{granularity}', ts) AS d FROM t"
-            ))
+            .sql(&format!("SELECT {name}('{unit}', ts) AS d FROM t"))
             .await
             .unwrap()
             .collect()
@@ -164,6 +195,7 @@ mod tests {
 
     #[tokio::test]
     async fn equals_datafusion_on_utc_and_falls_back_elsewhere() {
+        use datafusion::functions::datetime as df;
         // Before and after the epoch, on and off the boundaries, a null.
         let mut values: Vec<Option<i64>> = vec![None, Some(0), Some(-1), Some(-86_400_000_000)];
         let mut x: i64 = 0x2545_f491_4f6c_dd1d;
@@ -179,16 +211,13 @@ mod tests {
         for tz in ["UTC", "+00:00", "Europe/Paris"] {
             for g in ["second", "minute", "hour", "day", "DAY", "month"] {
                 let ours = run(date_trunc(), tz, g, &values).await;
-                let theirs = run(
-                    datafusion::functions::datetime::date_trunc()
-                        .as_ref()
-                        .clone(),
-                    tz,
-                    g,
-                    &values,
-                )
-                .await;
-                assert_eq!(&ours, &theirs, "{tz} {g}");
+                let theirs = run(df::date_trunc().as_ref().clone(), tz, g, &values).await;
+                assert_eq!(&ours, &theirs, "date_trunc {tz} {g}");
+            }
+            for p in ["hour", "HOUR", "minute", "second", "dow", "day"] {
+                let ours = run(date_part(), tz, p, &values).await;
+                let theirs = run(df::date_part().as_ref().clone(), tz, p, &values).await;
+                assert_eq!(&ours, &theirs, "date_part {tz} {p}");
             }
         }
     }
@@ -215,5 +244,10 @@ mod tests {
         assert!(truncate_utc(&[g("day"), paris]).is_none());
         let naive = ColumnarValue::Array(Arc::new(Int64Array::from(vec![0])));
         assert!(truncate_utc(&[g("day"), naive]).is_none());
+        let Some(ColumnarValue::Array(h)) = part_utc(&[g("hour"), ts()]) else {
+            panic!("the hour in UTC takes the fast path");
+        };
+        assert_eq!(h.as_primitive::<arrow::datatypes::Int32Type>().value(0), 1);
+        assert!(part_utc(&[g("dow"), ts()]).is_none());
     }
 }
