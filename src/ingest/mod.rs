@@ -16,6 +16,7 @@ pub mod json;
 pub mod mapping;
 pub mod ndjson;
 pub mod source;
+pub mod syslog;
 pub mod timestamp;
 
 use std::io::Write;
