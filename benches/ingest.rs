@@ -8,6 +8,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use emrwatch::ingest::framing::{Chunk, LineFramer};
 use emrwatch::ingest::mapping::Mapping;
+use emrwatch::ingest::syslog::SyslogClock;
 use emrwatch::ingest::{Format, Work, decode_work};
 use emrwatch::synth::{GenOptions, OutputFormat, generate};
 
@@ -28,6 +29,29 @@ fn sample(format: OutputFormat, events: u64) -> Vec<u8> {
     std::fs::read(&s.files[0]).unwrap()
 }
 
+/// The generator's host logs (RFC 3164 and 5424) of a 30-day hospital,
+/// concatenated.
+fn syslog_sample() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    generate(&GenOptions {
+        out: dir.path().to_path_buf(),
+        events: 5_000,
+        days: 30,
+        gzip: false,
+        ..GenOptions::default()
+    })
+    .unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("syslog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
 fn frame(data: &[u8]) -> Vec<Chunk> {
     let mut framer = LineFramer::new(Arc::from("bench"), 1 << 20, 4 << 20);
     let mut chunks = Vec::new();
@@ -46,13 +70,18 @@ fn benches(c: &mut Criterion) {
         2_000
     };
     let mapping = Arc::new(Mapping::default());
+    let clock = Arc::new(SyslogClock::in_year(2026, chrono_tz::Tz::UTC));
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10);
     for (name, format, out) in [
-        ("fhir", Format::Fhir, OutputFormat::Fhir),
-        ("ndjson", Format::Ndjson, OutputFormat::Ndjson),
+        ("fhir", Format::Fhir, Some(OutputFormat::Fhir)),
+        ("ndjson", Format::Ndjson, Some(OutputFormat::Ndjson)),
+        ("syslog", Format::Syslog, None),
     ] {
-        let data = sample(out, events);
+        let data = match out {
+            Some(out) => sample(out, events),
+            None => syslog_sample(),
+        };
         g.throughput(Throughput::Bytes(data.len() as u64));
         g.bench_function(format!("frame/{name}"), |b| {
             b.iter(|| frame(&data).len());
@@ -80,10 +109,11 @@ fn benches(c: &mut Criterion) {
                                 chunk,
                                 format,
                                 read_bytes: 0,
+                                clock: clock.clone(),
                             },
                             &mapping,
                         );
-                        assert!(d.rejects.is_empty());
+                        assert!(d.rejects.is_empty(), "{:?}", d.rejects.first());
                         rows += d.batch.num_rows();
                     }
                     rows

@@ -202,12 +202,21 @@ pub struct IngestArgs {
     pub inputs: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Input format; `auto` tells FHIR from other JSON lines by the first record of each file.
+    /// Input format; `auto` tells each file's format by its first record (FHIR, other JSON
+    /// lines, syslog).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
     /// Field mapping TOML for `ndjson` (see README, "Mapping files").
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// Time zone of syslog timestamps written without one (RFC 3164 ones never have one):
+    /// an IANA name such as Europe/Zurich.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub syslog_tz: String,
+    /// Year of RFC 3164 syslog timestamps, which have none (default: each file's
+    /// modification year, the year before for days after that date).
+    #[arg(long, value_name = "YEAR")]
+    pub syslog_year: Option<i32>,
     /// Decoding threads (default: all cores).
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,

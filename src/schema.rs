@@ -111,6 +111,60 @@ pub fn stored(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Column names of the `system_events` table (syslog and similar) that
+/// `access_events` does not share (`ts`, `app`, `src_ip`, `source` and
+/// `source_line` are the same).
+pub mod system {
+    /// Sending host.
+    pub const HOST: &str = "host";
+    /// Process id as written (RFC 5424 PROCID need not be a number).
+    pub const PID: &str = "pid";
+    /// Syslog facility name (`auth`, `authpriv`, `daemon`, `local0`…).
+    pub const FACILITY: &str = "facility";
+    /// Syslog severity name (`emerg` … `debug`).
+    pub const SEVERITY: &str = "severity";
+    /// RFC 5424 MSGID.
+    pub const MSGID: &str = "msgid";
+    /// RFC 5424 structured data, as written.
+    pub const STRUCTURED_DATA: &str = "structured_data";
+    /// The free-text message.
+    pub const MESSAGE: &str = "message";
+    /// Normalised meaning (`auth_failure`, `sudo`, `user_added`, … or `other`).
+    pub const EVENT_TYPE: &str = "event_type";
+    /// The account the event is about.
+    pub const USER: &str = "user";
+    /// Remote port, for network logins.
+    pub const SRC_PORT: &str = "src_port";
+}
+
+/// `system_events` as the syslog decoder builds it (DESIGN.md, with
+/// `msgid` and `structured_data` kept from RFC 5424).
+pub fn system_events() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            use system::*;
+            Arc::new(Schema::new(vec![
+                Field::new(TS, ts_type(), false),
+                Field::new(HOST, dict_utf8(), true),
+                Field::new(APP, dict_utf8(), true),
+                Field::new(PID, DataType::Utf8, true),
+                Field::new(FACILITY, dict_utf8(), true),
+                Field::new(SEVERITY, dict_utf8(), true),
+                Field::new(MSGID, DataType::Utf8, true),
+                Field::new(STRUCTURED_DATA, DataType::Utf8, true),
+                Field::new(MESSAGE, DataType::Utf8, false),
+                Field::new(EVENT_TYPE, dict_utf8(), false),
+                Field::new(USER, DataType::Utf8, true),
+                Field::new(SRC_IP, DataType::Utf8, true),
+                Field::new(SRC_PORT, DataType::Int32, true),
+                Field::new(SOURCE, dict_utf8(), false),
+                Field::new(SOURCE_LINE, DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
+
 /// Column names of the `rejects` table.
 pub mod rejects {
     /// When the reject was recorded (UTC): rejects have no trustworthy event time.

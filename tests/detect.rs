@@ -578,8 +578,14 @@ fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     let h = dir.path().join("h");
     gen_hospital(&h, "20000", "7", "3");
-    // A syslog file among the FHIR days: not read yet, reported, not fatal.
+    // A host log among the FHIR days is read (into system_events); a CSV
+    // export is not read yet: reported, not fatal.
     std::fs::copy(h.join("syslog/emr-app01.log"), h.join("logs/emr-app01.log")).unwrap();
+    std::fs::write(
+        h.join("logs/export.csv"),
+        "user_id,patient_id\nu00001,MRN0000001\n",
+    )
+    .unwrap();
     let out = ok(&[
         "scan",
         h.join("logs").to_str().unwrap(),
@@ -590,8 +596,12 @@ fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
     ]);
     let err = stderr(&out);
     assert!(
-        err.contains("emr-app01.log") && err.contains("file skipped"),
+        err.contains("export.csv") && err.contains("file skipped"),
         "{err}"
+    );
+    assert!(
+        !err.contains("emr-app01.log"),
+        "the host log is read: {err}"
     );
     assert!(
         err.contains("1 rejected"),

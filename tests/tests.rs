@@ -11,3 +11,4 @@ mod roundtrip;
 mod sql;
 mod store;
 mod synth;
+mod syslog;

@@ -17,9 +17,9 @@ use crate::cli::{AlertOutArgs, DetectArgs, RuleArgs, RulesArgs, ScanArgs};
 use crate::detect::rule::{self, Rule, RuleError, View};
 use crate::detect::{self as det, Alert, Range, sink};
 use crate::error::{Error, Result};
-use crate::ingest::{IngestOptions, decode_stream, source};
+use crate::ingest::{IngestOptions, Table, decode_stream, source};
 use crate::reference::Reference;
-use crate::store::{ACCESS_EVENTS, Store};
+use crate::store::{ACCESS_EVENTS, SYSTEM_EVENTS, Store};
 use crate::{functions, schema};
 
 /// The shared views: `DIR/views/*.sql` with `--rules DIR`, else the built-in ones.
@@ -392,6 +392,7 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
     let stream = decode_stream(objects, &opts);
     futures::pin_mut!(stream);
     let mut batches = Vec::new();
+    let mut system = Vec::new();
     let (mut records, mut rejected) = (0u64, 0u64);
     let mut first_reject: HashMap<Arc<str>, String> = HashMap::new();
     while let Some(d) = stream.next().await {
@@ -410,7 +411,11 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
             });
         }
         if d.batch.num_rows() > 0 {
-            batches.push(crate::store::stored_batch(&d.batch, schema::TS)?);
+            let stored = crate::store::stored_batch(&d.batch, schema::TS)?;
+            match d.table {
+                Table::AccessEvents => batches.push(stored),
+                Table::SystemEvents => system.push(stored),
+            }
         }
     }
     for (src, why) in &first_reject {
@@ -419,6 +424,11 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
     let stored_schema = schema::stored(&schema::access_events());
     let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(stored_schema, vec![batches])?);
     let ctx = rule_session(&reference).await?;
+    let system_schema = schema::stored(&schema::system_events());
+    ctx.register_table(
+        SYSTEM_EVENTS,
+        Arc::new(MemTable::try_new(system_schema, vec![system])?),
+    )?;
     let run_id = new_run_id();
     let (mut found, ran) = run_rules_over(
         &ctx,

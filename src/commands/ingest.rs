@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::IngestArgs;
 use crate::error::{Error, Result};
 use crate::ingest::mapping::Mapping;
-use crate::ingest::{IngestOptions, Reject, decode_stream, source};
+use crate::ingest::{IngestOptions, Reject, Table, decode_stream, source};
 use crate::schema;
 use crate::store::{Store, TableWriter};
 
@@ -28,13 +28,13 @@ pub struct IngestSummary {
     pub bytes: u64,
     /// Records framed.
     pub records: u64,
-    /// Rows stored in `access_events`.
+    /// Rows stored (in `access_events` and `system_events`).
     pub stored: u64,
     /// Records rejected.
     pub rejected: u64,
     /// Resources skipped (not AuditEvents).
     pub skipped: u64,
-    /// The Delta version committed, if anything was stored.
+    /// The `access_events` version committed, if any access event was stored.
     pub version: Option<i64>,
 }
 
@@ -51,6 +51,14 @@ fn ingest_options(args: &IngestArgs) -> Result<IngestOptions> {
         max_document_bytes: args.max_document_bytes as usize,
         threads: args.threads.unwrap_or(defaults.threads).max(1),
         chunk_bytes: defaults.chunk_bytes,
+        syslog_tz: args.syslog_tz.parse().map_err(|_| Error::Input {
+            input: "--syslog-tz".into(),
+            reason: format!(
+                "unknown time zone {:?} (use an IANA name such as Europe/Zurich, or UTC)",
+                args.syslog_tz
+            ),
+        })?,
+        syslog_year: args.syslog_year,
     })
 }
 
@@ -80,15 +88,8 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         objects: objects.len(),
         ..IngestSummary::default()
     };
-    let mut events = if args.dry_run {
-        None
-    } else {
-        Some(
-            store
-                .writer("access_events", &schema::access_events())
-                .await?,
-        )
-    };
+    // One writer per table the inputs fill, opened on its first batch.
+    let mut writers: Vec<(Table, TableWriter)> = Vec::new();
     let mut rejects: Vec<Reject> = Vec::new();
     let mut rejects_writer = None;
     let run_started_us = chrono::Utc::now().timestamp_micros();
@@ -113,8 +114,16 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         summary.stored += d.batch.num_rows() as u64;
         summary.rejected += d.rejects.len() as u64;
         summary.skipped += d.skipped;
-        if let Some(w) = events.as_mut() {
-            w.write(&d.batch, schema::TS).await?;
+        if !args.dry_run && d.batch.num_rows() > 0 {
+            let i = match writers.iter().position(|(t, _)| *t == d.table) {
+                Some(i) => i,
+                None => {
+                    let w = store.writer(d.table.name(), &d.table.schema()).await?;
+                    writers.push((d.table, w));
+                    writers.len() - 1
+                }
+            };
+            writers[i].1.write(&d.batch, schema::TS).await?;
         }
         // A dry run counts rejects but keeps none, so memory stays flat on garbage input.
         if !args.dry_run {
@@ -141,9 +150,15 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
             ("emrwatch.rows".to_string(), rows.into()),
         ])
     };
-    if let Some(w) = events {
+    let mut committed = Vec::new();
+    for (table, w) in writers {
         let rows = w.rows();
-        summary.version = w.commit(metadata("access_events", rows)).await?;
+        if let Some(v) = w.commit(metadata(table.name(), rows)).await? {
+            committed.push(format!("{} version {v}", table.name()));
+            if table == Table::AccessEvents {
+                summary.version = Some(v);
+            }
+        }
     }
     if !rejects.is_empty() {
         flush_rejects(&store, &mut rejects_writer, &mut rejects, run_started_us).await?;
@@ -168,10 +183,12 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         summary.bytes as f64 / 1e6,
         secs,
         summary.bytes as f64 / 1e6 / secs,
-        match (args.dry_run, summary.version) {
-            (true, _) => " (dry run: nothing stored)".to_string(),
-            (false, Some(v)) => format!(", committed access_events version {v}"),
-            (false, None) => String::new(),
+        if args.dry_run {
+            " (dry run: nothing stored)".to_string()
+        } else if committed.is_empty() {
+            String::new()
+        } else {
+            format!(", committed {}", committed.join(", "))
         }
     );
     if summary.rejected > 0 && !args.dry_run {

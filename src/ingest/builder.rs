@@ -1,5 +1,5 @@
-//! Columnar builders for `access_events`: decoders append one row at a time,
-//! the pipeline takes a [`RecordBatch`] per chunk.
+//! Columnar builders for `access_events` and `system_events`: decoders
+//! append one row at a time, the pipeline takes a [`RecordBatch`] per chunk.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use arrow::array::NullBufferBuilder;
 use arrow::array::{
-    ArrayBuilder, ArrayRef, DictionaryArray, Int32Array, Int64Builder, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, DictionaryArray, Int32Array, Int32Builder, Int64Builder, StringArray,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::Int32Type;
@@ -233,6 +233,143 @@ impl AccessBuilder {
         ];
         RecordBatch::try_new(schema::access_events(), columns)
             .expect("builders match the access_events schema")
+    }
+}
+
+/// One `system_events` row, borrowing from its line.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SystemRow<'a> {
+    /// UTC microseconds since the epoch.
+    pub ts: i64,
+    /// Sending host.
+    pub host: Option<&'a str>,
+    /// Application.
+    pub app: Option<&'a str>,
+    /// Process id as written.
+    pub pid: Option<&'a str>,
+    /// Facility name.
+    pub facility: Option<&'static str>,
+    /// Severity name.
+    pub severity: Option<&'static str>,
+    /// RFC 5424 MSGID.
+    pub msgid: Option<&'a str>,
+    /// RFC 5424 structured data.
+    pub structured_data: Option<&'a str>,
+    /// The message (continuation lines joined with newlines).
+    pub message: Cow<'a, str>,
+    /// Normalised meaning.
+    pub event_type: &'static str,
+    /// The account the event is about.
+    pub user: Option<&'a str>,
+    /// Remote address.
+    pub src_ip: Option<&'a str>,
+    /// Remote port.
+    pub src_port: Option<u16>,
+}
+
+/// Builders for every `system_events` column but `source` (see [`AccessBuilder`]).
+pub struct SystemBuilder {
+    ts: TimestampMicrosecondBuilder,
+    host: Dict,
+    app: Dict,
+    pid: StringBuilder,
+    facility: Dict,
+    severity: Dict,
+    msgid: StringBuilder,
+    structured_data: StringBuilder,
+    message: StringBuilder,
+    event_type: Dict,
+    user: StringBuilder,
+    src_ip: StringBuilder,
+    src_port: Int32Builder,
+    source_line: Int64Builder,
+}
+
+impl std::fmt::Debug for SystemBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemBuilder")
+            .field("rows", &self.len())
+            .finish()
+    }
+}
+
+impl SystemBuilder {
+    /// Builders sized for about `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        let dict = || Dict::with_capacity(rows, 64, 64 * 16);
+        let text = || StringBuilder::with_capacity(rows, rows * 8);
+        Self {
+            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            host: dict(),
+            app: dict(),
+            pid: text(),
+            facility: dict(),
+            severity: dict(),
+            msgid: text(),
+            structured_data: text(),
+            message: StringBuilder::with_capacity(rows, rows * 80),
+            event_type: dict(),
+            user: text(),
+            src_ip: text(),
+            src_port: Int32Builder::with_capacity(rows),
+            source_line: Int64Builder::with_capacity(rows),
+        }
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.source_line.len()
+    }
+
+    /// Whether no row was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one row read from line `line` of the source.
+    pub fn append(&mut self, row: &SystemRow<'_>, line: u64) {
+        self.ts.append_value(row.ts);
+        self.host.append_option(row.host);
+        self.app.append_option(row.app);
+        self.pid.append_option(row.pid);
+        self.facility.append_option(row.facility);
+        self.severity.append_option(row.severity);
+        self.msgid.append_option(row.msgid);
+        self.structured_data.append_option(row.structured_data);
+        self.message.append_value(&row.message);
+        self.event_type.append_value(row.event_type);
+        self.user.append_option(row.user);
+        self.src_ip.append_option(row.src_ip);
+        self.src_port.append_option(row.src_port.map(i32::from));
+        self.source_line.append_value(line as i64);
+    }
+
+    /// The rows as a batch of [`schema::system_events`], every row from `source`.
+    pub fn finish(&mut self, source: &str) -> RecordBatch {
+        let rows = self.len();
+        let source_col = DictionaryArray::<Int32Type>::new(
+            Int32Array::from(vec![0; rows]),
+            Arc::new(StringArray::from(vec![source])),
+        );
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.host.finish()),
+            Arc::new(self.app.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.facility.finish()),
+            Arc::new(self.severity.finish()),
+            Arc::new(self.msgid.finish()),
+            Arc::new(self.structured_data.finish()),
+            Arc::new(self.message.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.user.finish()),
+            Arc::new(self.src_ip.finish()),
+            Arc::new(self.src_port.finish()),
+            Arc::new(source_col),
+            Arc::new(self.source_line.finish()),
+        ];
+        RecordBatch::try_new(schema::system_events(), columns)
+            .expect("builders match the system_events schema")
     }
 }
 

@@ -321,6 +321,11 @@ pub fn sniff_json_layout(head: &[u8], at_eof: bool) -> Option<JsonLayout> {
         return at_eof.then_some(JsonLayout::Lines);
     };
     match head[first] {
+        // Syslog's <PRI>: lines.
+        b'<' if head.get(first + 1).is_some_and(u8::is_ascii_digit) => {
+            return Some(JsonLayout::Lines);
+        }
+        b'<' if head.len() == first + 1 && !at_eof => return None,
         // A JSON array, or XML (rejected whole by the decoder, not line by line).
         b'[' | b'<' => return Some(JsonLayout::Document),
         b'{' => {}
@@ -457,6 +462,16 @@ mod tests {
             Some(JsonLayout::Document)
         );
         assert_eq!(sniff_json_layout(b"{\"a\":", false), None);
+        // Syslog's <PRI> is lines; XML is a document.
+        assert_eq!(
+            sniff_json_layout(b"<34>1 2003", false),
+            Some(JsonLayout::Lines)
+        );
+        assert_eq!(
+            sniff_json_layout(b"<?xml ", false),
+            Some(JsonLayout::Document)
+        );
+        assert_eq!(sniff_json_layout(b"<", false), None);
         assert_eq!(
             sniff_json_layout(b"{\"a\":1}", true),
             Some(JsonLayout::Lines)

@@ -27,12 +27,13 @@ use futures::{Stream, StreamExt};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use self::builder::AccessBuilder;
+use self::builder::{AccessBuilder, SystemBuilder};
 use self::fhir::FhirDecoder;
 use self::framing::{Chunk, DocumentFramer, JsonLayout, LineFramer, SAMPLE_LEN, sniff_json_layout};
 use self::mapping::Mapping;
 use self::ndjson::NdjsonDecoder;
 use self::source::{Compression, SourceObject};
+use self::syslog::SyslogClock;
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +44,35 @@ pub enum Format {
     Fhir,
     /// JSON lines with a field mapping (`--mapping`).
     Ndjson,
+    /// Syslog, RFC 3164 or RFC 5424 (told apart per line), into `system_events`.
+    Syslog,
+}
+
+/// The table a decoded batch belongs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// EMR access logs.
+    AccessEvents,
+    /// Host logs (syslog).
+    SystemEvents,
+}
+
+impl Table {
+    /// The table's name in the store and in SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AccessEvents => "access_events",
+            Self::SystemEvents => "system_events",
+        }
+    }
+
+    /// The schema decoders build it in.
+    pub fn schema(self) -> arrow::datatypes::SchemaRef {
+        match self {
+            Self::AccessEvents => crate::schema::access_events(),
+            Self::SystemEvents => crate::schema::system_events(),
+        }
+    }
 }
 
 /// Settings of one ingest.
@@ -60,6 +90,11 @@ pub struct IngestOptions {
     pub threads: usize,
     /// Approximate bytes of records per decoded chunk (and per batch).
     pub chunk_bytes: usize,
+    /// Zone of syslog timestamps written without one.
+    pub syslog_tz: chrono_tz::Tz,
+    /// Year of RFC 3164 timestamps (which have none); `None`: from each
+    /// file's modification time.
+    pub syslog_year: Option<i32>,
 }
 
 impl Default for IngestOptions {
@@ -71,6 +106,8 @@ impl Default for IngestOptions {
             max_document_bytes: 64 << 20,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunk_bytes: 4 << 20,
+            syslog_tz: chrono_tz::Tz::UTC,
+            syslog_year: None,
         }
     }
 }
@@ -174,7 +211,9 @@ impl RecordOutcome {
 pub struct Decoded {
     /// Source object URL.
     pub source: Arc<str>,
-    /// The rows, in [`crate::schema::access_events`].
+    /// The table the rows belong in.
+    pub table: Table,
+    /// The rows, in that table's schema ([`Table::schema`]).
     pub batch: RecordBatch,
     /// Records that were rejected.
     pub rejects: Vec<Reject>,
@@ -206,18 +245,24 @@ pub struct Work {
     pub format: Format,
     /// Compressed bytes read from the object since the previous chunk.
     pub read_bytes: u64,
+    /// How syslog timestamps without a year or zone are read, for this object.
+    pub clock: Arc<SyslogClock>,
 }
 
 /// Decodes one chunk into a batch and its rejects.
 pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
+    if work.format == Format::Syslog {
+        return decode_syslog(work);
+    }
     let Work {
         mut chunk,
         format,
         read_bytes,
+        clock: _,
     } = work;
     let mut decoder = match format {
         Format::Ndjson => Decoder::Ndjson(NdjsonDecoder::new(mapping.clone())),
-        Format::Fhir | Format::Auto => Decoder::Fhir(FhirDecoder::default()),
+        Format::Fhir | Format::Auto | Format::Syslog => Decoder::Fhir(FhirDecoder::default()),
     };
     let mut builder = AccessBuilder::with_capacity(chunk.spans.len());
     let mut sink = RecordSink::new(chunk.source.clone());
@@ -246,11 +291,47 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
     }
     let records = (chunk.spans.len() + framer_rejects) as u64;
     Decoded {
+        table: Table::AccessEvents,
         batch: builder.finish(&chunk.source),
         source: chunk.source,
         rejects: sink.rejects,
         records,
         skipped,
+        bytes,
+        read_bytes,
+    }
+}
+
+/// [`decode_work`] for syslog: lines into `system_events`, continuation
+/// lines joined to the record before them (so they are not records).
+fn decode_syslog(work: Work) -> Decoded {
+    let Work {
+        chunk,
+        read_bytes,
+        clock,
+        ..
+    } = work;
+    let mut builder = SystemBuilder::with_capacity(chunk.spans.len());
+    let mut sink = RecordSink::new(chunk.source.clone());
+    let framer_rejects = chunk.rejects.len();
+    for r in chunk.rejects {
+        sink.rejects.push(Reject {
+            source: chunk.source.clone(),
+            line: r.line,
+            offset: r.offset,
+            reason: r.reason,
+            sample: r.sample,
+        });
+    }
+    let bytes = chunk.spans.iter().map(|s| (s.end - s.start) as u64).sum();
+    let joined = syslog::decode_lines(&chunk.buf, &chunk.spans, &clock, &mut builder, &mut sink);
+    Decoded {
+        table: Table::SystemEvents,
+        batch: builder.finish(&chunk.source),
+        records: (chunk.spans.len() - joined + framer_rejects) as u64,
+        source: chunk.source,
+        rejects: sink.rejects,
+        skipped: 0,
         bytes,
         read_bytes,
     }
@@ -301,6 +382,7 @@ struct FrameSink {
     opts: IngestOptions,
     tx: Option<mpsc::Sender<Work>>,
     read_bytes: u64,
+    clock: Arc<SyslogClock>,
 }
 
 #[derive(Debug, Default)]
@@ -321,16 +403,23 @@ impl FrameSink {
             opts: opts.clone(),
             tx: Some(tx),
             read_bytes: 0,
+            clock: Arc::new(match opts.syslog_year {
+                Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
+                None => SyslogClock::new(obj.modified_us, opts.syslog_tz),
+            }),
         }
     }
 
     fn push(&mut self, data: &[u8], at_eof: bool) {
         if let Framing::Undecided(head) = &mut self.framing {
             head.extend_from_slice(data);
-            let layout = sniff_json_layout(head, at_eof).or_else(|| {
-                // A first line longer than any record: let the line framer reject it.
-                (head.len() > self.opts.max_record_bytes).then_some(JsonLayout::Lines)
-            });
+            let syslog = (self.format == Format::Syslog).then_some(JsonLayout::Lines);
+            let layout = syslog
+                .or_else(|| sniff_json_layout(head, at_eof))
+                .or_else(|| {
+                    // A first line longer than any record: let the line framer reject it.
+                    (head.len() > self.opts.max_record_bytes).then_some(JsonLayout::Lines)
+                });
             let Some(layout) = layout else { return };
             let head = std::mem::take(head);
             self.framing = match layout {
@@ -363,17 +452,24 @@ impl FrameSink {
         {
             let rec = &chunk.buf[first.start..first.end];
             let rec = rec.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(rec);
-            if !matches!(
+            let json = matches!(
                 rec.iter().find(|b| !b.is_ascii_whitespace()),
                 Some(b'{' | b'[')
-            ) {
-                // Not JSON: one reject for the object, not one per line, and
-                // stop reading it (CSV and syslog decoders are issue 6's).
+            );
+            if !json && syslog::parse(rec, &self.clock).is_ok() {
+                self.format = Format::Syslog;
+                self.forward(chunk);
+                return;
+            }
+            if !json {
+                // Neither JSON nor syslog: one reject for the object, not one
+                // per line, and stop reading it (CSV and ATNA are to come).
                 let reject = framing::FrameReject {
                     line: 0,
                     offset: 0,
-                    reason: "not a format emrwatch reads yet (the first record is not JSON; \
-                             FHIR AuditEvent and JSON lines are read): file skipped"
+                    reason: "not a format emrwatch reads yet (the first record is neither \
+                             JSON nor syslog; FHIR AuditEvent, JSON lines and syslog are read): \
+                             file skipped"
                         .to_string(),
                     sample: rec[..rec.len().min(SAMPLE_LEN)].to_vec(),
                 };
@@ -402,6 +498,7 @@ impl FrameSink {
             chunk,
             format: self.format,
             read_bytes: std::mem::take(&mut self.read_bytes),
+            clock: self.clock.clone(),
         };
         if let Some(tx) = &self.tx
             && tx.blocking_send(work).is_err()
@@ -462,6 +559,7 @@ impl Default for FrameSink {
             opts: IngestOptions::default(),
             tx: None,
             read_bytes: 0,
+            clock: Arc::new(SyslogClock::in_year(1970, chrono_tz::Tz::UTC)),
         }
     }
 }

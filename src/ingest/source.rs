@@ -28,6 +28,9 @@ pub struct SourceObject {
     pub url: Arc<str>,
     /// Its (compressed) size in bytes.
     pub size: u64,
+    /// When it was last written (UTC µs): the year of syslog timestamps
+    /// that have none.
+    pub modified_us: i64,
 }
 
 fn has_glob(s: &str) -> bool {
@@ -131,7 +134,11 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
         if glob.is_none()
             && let Ok(meta) = store.head(&prefix).await
         {
-            found.push((meta.location, meta.size));
+            found.push((
+                meta.location,
+                meta.size,
+                meta.last_modified.timestamp_micros(),
+            ));
         }
         if found.is_empty() {
             let mut listing = store.list(Some(&prefix));
@@ -153,7 +160,11 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
                 {
                     continue;
                 }
-                found.push((meta.location, meta.size));
+                found.push((
+                    meta.location,
+                    meta.size,
+                    meta.last_modified.timestamp_micros(),
+                ));
             }
         }
         if found.is_empty() {
@@ -164,12 +175,13 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
             });
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, size) in found {
+        for (path, size, modified_us) in found {
             out.push(SourceObject {
                 url: object_url(&url, &path),
                 store: store.clone(),
                 path,
                 size,
+                modified_us,
             });
         }
     }

@@ -11,10 +11,15 @@
 //! that is not syslog is an error that says why; a message we do not
 //! recognise is not an error, it is `event_type = "other"`.
 
+use std::borrow::Cow;
+
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use memchr::memchr;
 
+use super::RecordSink;
+use super::builder::{SystemBuilder, SystemRow};
+use super::framing::Span;
 use super::timestamp::{days_from_civil, parse_rfc3339};
 
 /// Which RFC a line follows.
@@ -435,6 +440,92 @@ fn tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
     let (word, message) = token(s);
     let end = word.find(['[', ',']).unwrap_or(word.len());
     (Some(&word[..end]).filter(|w| !w.is_empty()), None, message)
+}
+
+/// Facility names by number (RFC 5424 table 1, as rsyslog names them).
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+/// Severity names by number.
+const SEVERITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// Decodes the lines of one chunk into `builder`, rejecting bad ones through
+/// `sink`. Lines that continue a record ([`is_continuation`]) are joined to
+/// its message with newlines; returns how many were joined, since they are
+/// part of a record rather than records.
+pub fn decode_lines(
+    buf: &[u8],
+    spans: &[Span],
+    clock: &SyslogClock,
+    builder: &mut SystemBuilder,
+    sink: &mut RecordSink,
+) -> usize {
+    let text = |s: &Span| {
+        let b = &buf[s.start..s.end];
+        b.strip_suffix(b"\r").unwrap_or(b)
+    };
+    let mut joined = 0;
+    let mut i = 0;
+    while i < spans.len() {
+        let span = &spans[i];
+        let line = text(span);
+        sink.begin(span.offset, line);
+        if is_continuation(line) {
+            sink.reject(
+                span.line,
+                "an indented line continues the record before it, and there is none here \
+                 (an indented first line, or a record split across chunks)"
+                    .into(),
+            );
+            i += 1;
+            continue;
+        }
+        let mut end = i + 1;
+        while end < spans.len() && is_continuation(text(&spans[end])) {
+            end += 1;
+        }
+        joined += end - i - 1;
+        let parsed = parse(line, clock).and_then(|l| {
+            let mut message = Cow::Borrowed(l.message);
+            for s in &spans[i + 1..end] {
+                let more = std::str::from_utf8(text(s))
+                    .map_err(|_| format!("invalid UTF-8 in continuation line {}", s.line))?;
+                let m = message.to_mut();
+                m.push('\n');
+                m.push_str(more);
+            }
+            Ok((l, message))
+        });
+        match parsed {
+            Ok((l, message)) => {
+                let n = normalize(l.app, &message);
+                let row = SystemRow {
+                    ts: l.ts_us,
+                    host: l.host,
+                    app: l.app,
+                    pid: l.pid,
+                    facility: l.facility.map(|f| FACILITIES[usize::from(f)]),
+                    severity: l.severity.map(|s| SEVERITIES[usize::from(s)]),
+                    msgid: l.msgid,
+                    structured_data: l.structured_data,
+                    event_type: n.event_type,
+                    user: n.user,
+                    src_ip: n.src_ip,
+                    src_port: n.src_port,
+                    message: Cow::Borrowed(message.as_ref()),
+                };
+                builder.append(&row, span.line);
+            }
+            Err(reason) => sink.reject(span.line, reason),
+        }
+        i = end;
+    }
+    joined
 }
 
 /// What a message means for security, when we know it.
@@ -1424,5 +1515,54 @@ mod tests {
         }
         eprintln!("{checked} vectors parsed\n{}", report.join("\n"));
         assert!(report.is_empty());
+    }
+
+    #[test]
+    fn a_chunk_joins_continuations_and_counts_every_record_once() {
+        let text = "\tan orphan continuation\n\
+                    Mar  7 19:06:53 h app[1]: first\n\
+                    \tsecond line\n  third line\n\
+                    not syslog\n\tits continuation\n\
+                    <13>Mar  7 19:06:54 h sshd[2]: Accepted password for bob from 10.0.0.1 port 22 ssh2\n";
+        let mut spans = Vec::new();
+        let mut start = 0;
+        for (i, line) in text.split_terminator('\n').enumerate() {
+            spans.push(Span {
+                start,
+                end: start + line.len(),
+                line: i as u64 + 1,
+                offset: start as u64,
+            });
+            start += line.len() + 1;
+        }
+        let mut builder = SystemBuilder::with_capacity(4);
+        let mut sink = RecordSink::new("mem://t".into());
+        let joined = decode_lines(text.as_bytes(), &spans, &clock(), &mut builder, &mut sink);
+        assert_eq!(joined, 3, "two after `first`, one after the bad line");
+        let batch = builder.finish("mem://t");
+        assert_eq!(batch.num_rows(), 2);
+        let lines: Vec<u64> = sink.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![1, 5]);
+        assert!(
+            sink.rejects[0].reason.contains("continues"),
+            "{:?}",
+            sink.rejects[0]
+        );
+        // records framed (7 lines - 3 joined) = 2 stored + 2 rejected
+        assert_eq!(spans.len() - joined, batch.num_rows() + sink.rejects.len());
+        let message = batch
+            .column_by_name("message")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(message.value(0), "first\n\tsecond line\n  third line");
+        let event = batch.column_by_name("event_type").unwrap();
+        let event = arrow::compute::cast(event, &arrow::datatypes::DataType::Utf8).unwrap();
+        let event = event
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!((event.value(0), event.value(1)), ("other", "auth_success"));
     }
 }

@@ -15,6 +15,7 @@ pub fn canonical_schema(name: &str) -> arrow::datatypes::SchemaRef {
     match name {
         "rejects" => schema::rejects(),
         "alerts" => schema::alerts(),
+        "system_events" => schema::system_events(),
         _ => schema::access_events(),
     }
 }

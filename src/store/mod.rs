@@ -36,8 +36,11 @@ use crate::schema;
 /// The events table rules read.
 pub const ACCESS_EVENTS: &str = "access_events";
 
+/// The host-log table (syslog).
+pub const SYSTEM_EVENTS: &str = "system_events";
+
 /// Names of the tables a store holds.
-pub const TABLES: &[&str] = &[ACCESS_EVENTS, "rejects", "alerts"];
+pub const TABLES: &[&str] = &[ACCESS_EVENTS, SYSTEM_EVENTS, "rejects", "alerts"];
 
 /// A store root: a local folder or an object-store URL.
 #[derive(Debug, Clone)]
