@@ -133,6 +133,14 @@ impl Dict {
     }
 }
 
+/// The `source` column of a chunk's batch: one value, `rows` times.
+fn source_column(source: &str, rows: usize) -> DictionaryArray<Int32Type> {
+    DictionaryArray::new(
+        Int32Array::from(vec![0; rows]),
+        Arc::new(StringArray::from(vec![source])),
+    )
+}
+
 /// Builders for every `access_events` column but `source`, which is constant
 /// per chunk and added at [`AccessBuilder::finish`].
 pub struct AccessBuilder {
@@ -210,11 +218,7 @@ impl AccessBuilder {
 
     /// The rows as a batch of [`schema::access_events`], every row from `source`.
     pub fn finish(&mut self, source: &str) -> RecordBatch {
-        let rows = self.len();
-        let source_col = DictionaryArray::<Int32Type>::new(
-            Int32Array::from(vec![0; rows]),
-            Arc::new(StringArray::from(vec![source])),
-        );
+        let source_col = source_column(source, self.len());
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.ts.finish()),
             Arc::new(self.user_id.finish()),
@@ -346,11 +350,7 @@ impl SystemBuilder {
 
     /// The rows as a batch of [`schema::system_events`], every row from `source`.
     pub fn finish(&mut self, source: &str) -> RecordBatch {
-        let rows = self.len();
-        let source_col = DictionaryArray::<Int32Type>::new(
-            Int32Array::from(vec![0; rows]),
-            Arc::new(StringArray::from(vec![source])),
-        );
+        let source_col = source_column(source, self.len());
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.ts.finish()),
             Arc::new(self.host.finish()),

@@ -146,6 +146,19 @@ impl RecordSink {
         }
     }
 
+    /// A sink that starts with the records the framer rejected.
+    fn with_frame_rejects(source: &Arc<str>, rejects: Vec<framing::FrameReject>) -> Self {
+        let mut sink = Self::new(source.clone());
+        sink.rejects.extend(rejects.into_iter().map(|r| Reject {
+            source: source.clone(),
+            line: r.line,
+            offset: r.offset,
+            reason: r.reason,
+            sample: r.sample,
+        }));
+        sink
+    }
+
     fn begin(&mut self, offset: u64, record: &[u8]) {
         self.offset = offset;
         self.sample.clear();
@@ -265,17 +278,9 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
         Format::Fhir | Format::Auto | Format::Syslog => Decoder::Fhir(FhirDecoder::default()),
     };
     let mut builder = AccessBuilder::with_capacity(chunk.spans.len());
-    let mut sink = RecordSink::new(chunk.source.clone());
     let framer_rejects = chunk.rejects.len();
-    for r in chunk.rejects.drain(..) {
-        sink.rejects.push(Reject {
-            source: chunk.source.clone(),
-            line: r.line,
-            offset: r.offset,
-            reason: r.reason,
-            sample: r.sample,
-        });
-    }
+    let mut sink =
+        RecordSink::with_frame_rejects(&chunk.source, std::mem::take(&mut chunk.rejects));
     let mut skipped = 0u64;
     let mut bytes = 0u64;
     for span in &chunk.spans {
@@ -312,17 +317,8 @@ fn decode_syslog(work: Work) -> Decoded {
         ..
     } = work;
     let mut builder = SystemBuilder::with_capacity(chunk.spans.len());
-    let mut sink = RecordSink::new(chunk.source.clone());
     let framer_rejects = chunk.rejects.len();
-    for r in chunk.rejects {
-        sink.rejects.push(Reject {
-            source: chunk.source.clone(),
-            line: r.line,
-            offset: r.offset,
-            reason: r.reason,
-            sample: r.sample,
-        });
-    }
+    let mut sink = RecordSink::with_frame_rejects(&chunk.source, chunk.rejects);
     let bytes = chunk.spans.iter().map(|s| (s.end - s.start) as u64).sum();
     let joined = syslog::decode_lines(&chunk.buf, &chunk.spans, &clock, &mut builder, &mut sink);
     Decoded {
