@@ -621,10 +621,13 @@ pub fn normalize<'a>(app: Option<&'a str>, message: &'a str) -> Normalized<'a> {
     {
         let user = rest.split(['(', ' ']).next().filter(|u| !u.is_empty());
         return match pam_service(message).unwrap_or(app) {
-            // `su`/`sudo` sessions name the target account; the actor comes after "by".
-            "su" | "su-l" | "sudo" | "sudo-i" => {
+            // su's PAM session is the only trace of su on many systems: the
+            // user is who switched ("by alice(uid=1000)"), else the account
+            // switched to. sudo's session only repeats its COMMAND line,
+            // which is the `sudo` event, so it stays a session.
+            "su" | "su-l" => {
                 let by = word_after(message, " by ");
-                Normalized::new(if app == "sudo" { "sudo" } else { "su" }, by.or(user))
+                Normalized::new("su", by.or(user))
             }
             _ => Normalized::new("session_opened", user),
         };
@@ -1095,7 +1098,12 @@ mod tests {
             (
                 "sudo",
                 "pam_unix(sudo:session): session opened for user root(uid=0) by bob(uid=1001)",
-                ("sudo", s("bob"), None, None),
+                ("session_opened", s("root"), None, None),
+            ),
+            (
+                "su",
+                "pam_unix(su:session): session opened for user root(uid=0) by alice(uid=1000)",
+                ("su", s("alice"), None, None),
             ),
             (
                 "su",
@@ -1393,8 +1401,8 @@ mod tests {
                 "localhost",
                 "sudo",
                 None,
-                "sudo",
-                Some("userauth3"),
+                "session_opened",
+                Some("root"),
                 None,
             ),
             (
