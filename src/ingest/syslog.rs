@@ -597,6 +597,10 @@ fn pam_service(message: &str) -> Option<&str> {
 
 /// Normalises a message from `app` (`sshd(pam_unix)` counts as `sshd`).
 pub fn normalize<'a>(app: Option<&'a str>, message: &'a str) -> Normalized<'a> {
+    // PAM's messages start with its module (`pam_unix(sshd:auth): …`) or
+    // come under a tag naming it (`sshd(pam_unix)[42]: …`); only they are
+    // searched for PAM's phrases, which were a third of decoding otherwise.
+    let pam = message.starts_with("pam_") || app.is_some_and(|a| a.contains("(pam_"));
     let app = app.map_or("", |a| a.split('(').next().unwrap_or(a));
     let app = app.rsplit('/').next().unwrap_or(app);
     let with_addr = |mut n: Normalized<'a>| {
@@ -605,42 +609,8 @@ pub fn normalize<'a>(app: Option<&'a str>, message: &'a str) -> Normalized<'a> {
         }
         n
     };
-    // PAM speaks for every service the same way.
-    if message.contains("authentication failure;") {
-        let user = word_after(message, " user=");
-        let kind = match pam_service(message).unwrap_or(app) {
-            "sudo" => "sudo_failure",
-            "su" | "su-l" => "su_failure",
-            _ => "auth_failure",
-        };
-        return with_addr(Normalized::new(kind, user));
-    }
-    if let Some(rest) = message
-        .find("session opened for user ")
-        .map(|i| &message[i + 24..])
-    {
-        let user = rest.split(['(', ' ']).next().filter(|u| !u.is_empty());
-        return match pam_service(message).unwrap_or(app) {
-            // su's PAM session is the only trace of su on many systems: the
-            // user is who switched ("by alice(uid=1000)"), else the account
-            // switched to. sudo's session only repeats its COMMAND line,
-            // which is the `sudo` event, so it stays a session.
-            "su" | "su-l" => {
-                let by = word_after(message, " by ");
-                Normalized::new("su", by.or(user))
-            }
-            _ => Normalized::new("session_opened", user),
-        };
-    }
-    if let Some(rest) = message
-        .find("session closed for user ")
-        .map(|i| &message[i + 24..])
-    {
-        let user = rest.split(['(', ' ']).next().filter(|u| !u.is_empty());
-        return Normalized::new("session_closed", user);
-    }
-    if let Some(user) = word_after(message, "password changed for ") {
-        return Normalized::new("password_changed", Some(user));
+    if pam && let Some(n) = pam_message(app, message) {
+        return with_addr(n);
     }
     match app {
         "sshd" => sshd(message).map_or(Normalized::OTHER, with_addr),
@@ -706,6 +676,48 @@ pub fn normalize<'a>(app: Option<&'a str>, message: &'a str) -> Normalized<'a> {
         }
         _ => Normalized::OTHER,
     }
+}
+
+/// PAM's own messages, the same for every service: failures, sessions,
+/// password changes.
+fn pam_message<'a>(app: &'a str, message: &'a str) -> Option<Normalized<'a>> {
+    if message.contains("authentication failure;") {
+        let user = word_after(message, " user=");
+        let kind = match pam_service(message).unwrap_or(app) {
+            "sudo" => "sudo_failure",
+            "su" | "su-l" => "su_failure",
+            _ => "auth_failure",
+        };
+        return Some(Normalized::new(kind, user));
+    }
+    if let Some(rest) = message
+        .find("session opened for user ")
+        .map(|i| &message[i + 24..])
+    {
+        let user = rest.split(['(', ' ']).next().filter(|u| !u.is_empty());
+        return Some(match pam_service(message).unwrap_or(app) {
+            // su's PAM session is the only trace of su on many systems: the
+            // user is who switched ("by alice(uid=1000)"), else the account
+            // switched to. sudo's session only repeats its COMMAND line,
+            // which is the `sudo` event, so it stays a session.
+            "su" | "su-l" => {
+                let by = word_after(message, " by ");
+                Normalized::new("su", by.or(user))
+            }
+            _ => Normalized::new("session_opened", user),
+        });
+    }
+    if let Some(rest) = message
+        .find("session closed for user ")
+        .map(|i| &message[i + 24..])
+    {
+        let user = rest.split(['(', ' ']).next().filter(|u| !u.is_empty());
+        return Some(Normalized::new("session_closed", user));
+    }
+    if let Some(user) = word_after(message, "password changed for ") {
+        return Some(Normalized::new("password_changed", Some(user)));
+    }
+    None
 }
 
 /// `add 'USER' to group 'GROUP'` (usermod, useradd).
