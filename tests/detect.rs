@@ -8,7 +8,6 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use emrwatch::detect::rule::{self, Rule, View};
@@ -136,9 +135,13 @@ async fn run_with(rule: &Rule, lines: &str, encounters: &str, range: Range) -> V
     functions::register(&ctx);
     reference(dir.path(), encounters).register(&ctx).unwrap();
     let batch = events(lines);
-    let all: Arc<dyn TableProvider> =
-        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap());
-    ctx.register_table("access_events", all.clone()).unwrap();
+    let all = detect::Events {
+        access: Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap()),
+        system: Arc::new(
+            MemTable::try_new(schema::stored(&schema::system_events()), vec![vec![]]).unwrap(),
+        ),
+    };
+    all.register(&ctx).unwrap();
     let views = views();
     detect::register_views(&ctx, &views, &[]).await.unwrap();
     detect::check(&ctx, rule).await.unwrap();

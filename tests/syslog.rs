@@ -161,3 +161,74 @@ fn a_bad_time_zone_is_a_clear_error() {
         us("2024-03-07T18:06:53Z")
     );
 }
+
+#[test]
+fn a_rule_reads_system_events_and_only_within_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("h");
+    ok(&[
+        "gen",
+        "--out",
+        h.to_str().unwrap(),
+        "--events",
+        "3000",
+        "--days",
+        "3",
+        "--seed",
+        "9",
+    ]);
+    let store = dir.path().join("store");
+    let out = ingest(&store, &[&h.join("syslog")], &["--syslog-year", "2026"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("ssh_failures.sql"),
+        "-- id: ssh_failures\n-- title: SSH failures by source\n-- severity: low\n\
+         -- scenario: ssh_bruteforce\n-- description: failed SSH logins from one address in a day\n\
+         -- lookback: 0\n\
+         SELECT max(\"user\") AS user_id, max(host) AS host, src_ip, NULL AS patient_ids,\n\
+         min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS event_count,\n\
+         CAST(count(*) AS DOUBLE) AS score, concat('failed logins from ', src_ip) AS summary\n\
+         FROM system_events WHERE event_type = 'auth_failure'\n\
+         GROUP BY src_ip, date_trunc('day', ts)\n",
+    )
+    .unwrap();
+    let detect = |range: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "detect",
+            "--store",
+            store.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "--out",
+            "-",
+        ];
+        args.extend_from_slice(range);
+        // A store of its own per run, so no alert is suppressed as raised before.
+        let _ = std::fs::remove_dir_all(store.join("alerts"));
+        let out = ok(&args);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let day = |a: &serde_json::Value| a["first_ts"].as_str().unwrap()[..10].to_string();
+    let all = detect(&[]);
+    let days: std::collections::BTreeSet<String> = all.iter().map(day).collect();
+    assert!(days.len() >= 2, "failures on several days: {days:?}");
+    let second = days.iter().nth(1).unwrap().clone();
+    let next = chrono::NaiveDate::parse_from_str(&second, "%Y-%m-%d")
+        .unwrap()
+        .succ_opt()
+        .unwrap();
+    let within = detect(&["--since", &second, "--until", &next.to_string()]);
+    assert!(!within.is_empty());
+    assert!(within.iter().all(|a| day(a) == second), "{within:?}");
+    assert!(within.iter().all(|a| a["src_ip"].is_string()), "{within:?}");
+    assert_eq!(
+        within.len(),
+        all.iter().filter(|a| day(a) == second).count()
+    );
+}

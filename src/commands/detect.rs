@@ -15,7 +15,7 @@ use futures::StreamExt;
 
 use crate::cli::{AlertOutArgs, DetectArgs, RuleArgs, RulesArgs, ScanArgs};
 use crate::detect::rule::{self, Rule, RuleError, View};
-use crate::detect::{self as det, Alert, Range, sink};
+use crate::detect::{self as det, Alert, Events, Range, sink};
 use crate::error::{Error, Result};
 use crate::ingest::{IngestOptions, Table, decode_stream, source};
 use crate::reference::Reference;
@@ -155,7 +155,7 @@ fn load_reference(args: &AlertOutArgs) -> Result<Reference> {
 /// Checks and runs every rule; broken ones are reported on stderr and skipped.
 async fn run_rules_over(
     ctx: &SessionContext,
-    all: &Arc<dyn TableProvider>,
+    all: &Events,
     views: &[View],
     rules: &[Rule],
     mut errors: Vec<RuleError>,
@@ -163,8 +163,7 @@ async fn run_rules_over(
     run_id: &str,
 ) -> Result<(Vec<Alert>, usize)> {
     // Check against the full table (planning reads no data).
-    ctx.deregister_table(ACCESS_EVENTS)?;
-    ctx.register_table(ACCESS_EVENTS, all.clone())?;
+    all.register(ctx)?;
     det::register_views(ctx, views, &[])
         .await
         .map_err(|reason| Error::Input {
@@ -329,7 +328,10 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
     // One session: the store's tables registered their object store in its runtime.
     let ctx = crate::sql::session::open(&store).await?;
     reference.register(&ctx)?;
-    let all = ctx.table_provider(ACCESS_EVENTS).await?;
+    let all = Events {
+        access: ctx.table_provider(ACCESS_EVENTS).await?,
+        system: ctx.table_provider(SYSTEM_EVENTS).await?,
+    };
     let run_id = new_run_id();
     let (found, ran) = run_rules_over(&ctx, &all, &views, &rules, errors, range, &run_id).await?;
 
@@ -424,15 +426,17 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
     let stored_schema = schema::stored(&schema::access_events());
     let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(stored_schema, vec![batches])?);
     let ctx = rule_session(&reference).await?;
-    let system_schema = schema::stored(&schema::system_events());
-    ctx.register_table(
-        SYSTEM_EVENTS,
-        Arc::new(MemTable::try_new(system_schema, vec![system])?),
-    )?;
+    let all = Events {
+        access: table,
+        system: Arc::new(MemTable::try_new(
+            schema::stored(&schema::system_events()),
+            vec![system],
+        )?),
+    };
     let run_id = new_run_id();
     let (mut found, ran) = run_rules_over(
         &ctx,
-        &table,
+        &all,
         &views,
         &rules,
         errors,

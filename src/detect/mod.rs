@@ -165,12 +165,39 @@ pub async fn register_views(
     Ok(())
 }
 
-/// Registers `access_events` as the events that rules with `lookback_us` may
-/// read in `range`, over `all` (every stored event), and the views over it
-/// for `rules` (the rules about to run in this scope).
+/// Every stored event the rules may read, before a range narrows them.
+#[derive(Clone)]
+pub struct Events {
+    /// `access_events`.
+    pub access: Arc<dyn TableProvider>,
+    /// `system_events`.
+    pub system: Arc<dyn TableProvider>,
+}
+
+impl Events {
+    /// Registers both tables, whole, under their names.
+    pub fn register(&self, ctx: &SessionContext) -> datafusion::error::Result<()> {
+        for (name, table) in self.tables() {
+            ctx.deregister_table(name)?;
+            ctx.register_table(name, table.clone())?;
+        }
+        Ok(())
+    }
+
+    fn tables(&self) -> [(&'static str, &Arc<dyn TableProvider>); 2] {
+        [
+            (crate::store::ACCESS_EVENTS, &self.access),
+            (crate::store::SYSTEM_EVENTS, &self.system),
+        ]
+    }
+}
+
+/// Registers `access_events` and `system_events` as the events that rules
+/// with `lookback_us` may read in `range`, over `all` (every stored event),
+/// and the views over them for `rules` (the rules about to run in this scope).
 pub async fn scope(
     ctx: &SessionContext,
-    all: &Arc<dyn TableProvider>,
+    all: &Events,
     views: &[View],
     range: Range,
     lookback_us: i64,
@@ -182,7 +209,7 @@ pub async fn scope(
 
 fn scope_events(
     ctx: &SessionContext,
-    all: &Arc<dyn TableProvider>,
+    all: &Events,
     range: Range,
     lookback_us: i64,
 ) -> datafusion::error::Result<()> {
@@ -192,15 +219,17 @@ fn scope_events(
             Some("UTC".into()),
         ))
     };
-    let mut df = ctx.read_table(all.clone())?;
-    if let Some(s) = range.since {
-        df = df.filter(col(schema::TS).gt_eq(ts(s.saturating_sub(lookback_us))))?;
+    for (name, table) in all.tables() {
+        let mut df = ctx.read_table(table.clone())?;
+        if let Some(s) = range.since {
+            df = df.filter(col(schema::TS).gt_eq(ts(s.saturating_sub(lookback_us))))?;
+        }
+        if let Some(u) = range.until {
+            df = df.filter(col(schema::TS).lt(ts(u)))?;
+        }
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, df.into_view())?;
     }
-    if let Some(u) = range.until {
-        df = df.filter(col(schema::TS).lt(ts(u)))?;
-    }
-    ctx.deregister_table(crate::store::ACCESS_EVENTS)?;
-    ctx.register_table(crate::store::ACCESS_EVENTS, df.into_view())?;
     Ok(())
 }
 
@@ -230,7 +259,7 @@ pub async fn check(ctx: &SessionContext, rule: &Rule) -> Result<(), String> {
 /// Runs a checked rule over `range` and returns its alerts, ending in the range.
 pub async fn run_rule(
     ctx: &SessionContext,
-    all: &Arc<dyn TableProvider>,
+    all: &Events,
     views: &[View],
     rule: &Rule,
     range: Range,
