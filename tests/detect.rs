@@ -427,21 +427,6 @@ fn write_rules(dir: &Path) {
     .unwrap();
 }
 
-/// `emrwatch gen` into `out`.
-fn gen_hospital(out: &Path, events: &str, days: &str, seed: &str) {
-    ok(&[
-        "gen",
-        "--out",
-        out.to_str().unwrap(),
-        "--events",
-        events,
-        "--days",
-        days,
-        "--seed",
-        seed,
-    ]);
-}
-
 /// The CLI end to end on a generated hospital: detect, detect again (nothing
 /// new, nothing stored twice), and a broken rule named and skipped.
 #[test]

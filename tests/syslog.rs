@@ -88,17 +88,7 @@ fn real_host_logs_land_in_system_events_line_for_line() {
 fn generated_host_logs_and_access_logs_in_one_folder() {
     let dir = tempfile::tempdir().unwrap();
     let h = dir.path().join("h");
-    ok(&[
-        "gen",
-        "--out",
-        h.to_str().unwrap(),
-        "--events",
-        "3000",
-        "--days",
-        "3",
-        "--seed",
-        "9",
-    ]);
+    gen_hospital(&h, "3000", "3", "9");
     let store = dir.path().join("store");
     let out = ingest(&store, &[&h.join("logs"), &h.join("syslog")], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -166,17 +156,7 @@ fn a_bad_time_zone_is_a_clear_error() {
 fn a_rule_reads_system_events_and_only_within_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let h = dir.path().join("h");
-    ok(&[
-        "gen",
-        "--out",
-        h.to_str().unwrap(),
-        "--events",
-        "3000",
-        "--days",
-        "3",
-        "--seed",
-        "9",
-    ]);
+    gen_hospital(&h, "3000", "3", "9");
     let store = dir.path().join("store");
     let out = ingest(&store, &[&h.join("syslog")], &["--syslog-year", "2026"]);
     assert!(out.status.success(), "{}", stderr(&out));

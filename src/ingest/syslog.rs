@@ -98,22 +98,22 @@ impl SyslogClock {
         }
     }
 
-    /// UTC microseconds of a wall-clock time in this clock's zone; `None`
-    /// for a date that does not exist or a time a DST change skipped (a fold
-    /// takes the earlier instant).
-    #[allow(clippy::too_many_arguments)]
-    fn local_us(&self, y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: i64) -> Option<i64> {
-        if d > super::timestamp::days_in_month(i64::from(y), mo) {
+    /// UTC microseconds of BSD timestamp `t` in year `y`, a wall-clock time
+    /// in this clock's zone; `None` for a date that does not exist or a time
+    /// a DST change skipped (a fold takes the earlier instant).
+    fn local_us(&self, y: i32, t: &Bsd) -> Option<i64> {
+        if t.day > super::timestamp::days_in_month(i64::from(y), t.month) {
             return None;
         }
         if self.tz == Tz::UTC {
-            let days = days_from_civil(i64::from(y), mo, d);
-            let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + s);
-            return Some(secs * 1_000_000 + us);
+            let days = days_from_civil(i64::from(y), t.month, t.day);
+            let secs = days * 86_400 + i64::from(t.hour * 3600 + t.min * 60 + t.sec);
+            return Some(secs * 1_000_000 + t.us);
         }
-        let naive = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_opt(h, mi, s)?;
+        let naive =
+            NaiveDate::from_ymd_opt(y, t.month, t.day)?.and_hms_opt(t.hour, t.min, t.sec)?;
         let dt = self.tz.from_local_datetime(&naive).earliest()?;
-        Some(dt.timestamp_micros() + us)
+        Some(dt.timestamp_micros() + t.us)
     }
 
     /// The year of a BSD timestamp on `month`/`day`. A day after the
@@ -387,7 +387,7 @@ fn parse_3164<'a>(
         let year = t.year.unwrap_or_else(|| clock.year_for(t.month, t.day));
         let n = t.len;
         let ts = clock
-            .local_us(year, t.month, t.day, t.hour, t.min, t.sec, t.us)
+            .local_us(year, &t)
             .ok_or_else(|| format!("{:?} does not exist in {year} in {}", &s[..n], clock.tz))?;
         (ts, s[n..].trim_start_matches(' '))
     } else {
@@ -834,12 +834,7 @@ fn su(m: &str) -> Normalized<'_> {
 
 /// systemd stopping a service that keeps the audit trail.
 fn service(m: &str) -> Normalized<'_> {
-    let stopping = m.starts_with("Stopping ") || m.starts_with("Stopped ");
-    if !stopping {
-        return Normalized::OTHER;
-    }
-    let unit = m.split([' ', '.']).nth(1).unwrap_or("");
-    let watched = [
+    const WATCHED: [&str; 7] = [
         "auditd",
         "rsyslog",
         "syslog",
@@ -848,13 +843,11 @@ fn service(m: &str) -> Normalized<'_> {
         "System Logging",
         "Journal Service",
     ];
-    match watched
-        .iter()
-        .find(|needle| unit.starts_with(*needle) || m.contains(*needle))
-    {
-        // "Stopping …" and "Stopped …" come in pairs: only the second counts.
-        Some(_) if m.starts_with("Stopped ") => Normalized::new("service_stopped", None),
-        _ => Normalized::OTHER,
+    // "Stopping …" and "Stopped …" come in pairs: only the second counts.
+    if m.starts_with("Stopped ") && WATCHED.iter().any(|n| m.contains(n)) {
+        Normalized::new("service_stopped", None)
+    } else {
+        Normalized::OTHER
     }
 }
 

@@ -107,3 +107,18 @@ pub fn us(rfc3339: &str) -> i64 {
         .unwrap()
         .timestamp_micros()
 }
+
+/// `emrwatch gen` into `out`.
+pub fn gen_hospital(out: &Path, events: &str, days: &str, seed: &str) {
+    ok(&[
+        "gen",
+        "--out",
+        out.to_str().unwrap(),
+        "--events",
+        events,
+        "--days",
+        days,
+        "--seed",
+        seed,
+    ]);
+}
