@@ -129,7 +129,33 @@ fn views() -> Vec<View> {
         .collect()
 }
 
+/// Syslog text (year 2026, UTC) → stored `system_events` batches, through the real decoder.
+fn system_events(text: &str) -> Vec<RecordBatch> {
+    let opts = emrwatch::ingest::IngestOptions {
+        format: emrwatch::ingest::Format::Syslog,
+        syslog_year: Some(2026),
+        ..Default::default()
+    };
+    emrwatch::ingest::decode_bytes("mem://syslog", text.as_bytes(), &opts)
+        .into_iter()
+        .map(|d| {
+            assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+            emrwatch::store::stored_batch(&d.batch, schema::TS).unwrap()
+        })
+        .collect()
+}
+
 async fn run_with(rule: &Rule, lines: &str, encounters: &str, range: Range) -> Vec<Alert> {
+    run_both(rule, lines, "", encounters, range).await
+}
+
+async fn run_both(
+    rule: &Rule,
+    lines: &str,
+    syslog: &str,
+    encounters: &str,
+    range: Range,
+) -> Vec<Alert> {
     let dir = tempfile::tempdir().unwrap();
     let ctx = SessionContext::new();
     functions::register(&ctx);
@@ -138,7 +164,11 @@ async fn run_with(rule: &Rule, lines: &str, encounters: &str, range: Range) -> V
     let all = detect::Events {
         access: Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap()),
         system: Arc::new(
-            MemTable::try_new(schema::stored(&schema::system_events()), vec![vec![]]).unwrap(),
+            MemTable::try_new(
+                schema::stored(&schema::system_events()),
+                vec![system_events(syslog)],
+            )
+            .unwrap(),
         ),
     };
     all.register(&ctx).unwrap();
@@ -378,6 +408,208 @@ async fn account_compromise_alerts_on_guessing_not_on_a_typo() {
     assert!(run("account_compromise", typo, NO_CARE).await.is_empty());
 }
 
+/// A host rule over syslog text alone.
+async fn run_host(id: &str, syslog: &str) -> Vec<Alert> {
+    run_both(&builtin_rule(id), "", syslog, NO_CARE, Range::default()).await
+}
+
+/// `n` failed SSH passwords for `user` from `ip` on jump01, `gap_s` apart from `from`.
+fn guesses(from: &str, n: u32, gap_s: i64, user: &str, ip: &str) -> String {
+    let t0 = us(from) / 1_000_000;
+    (0..n)
+        .map(|i| {
+            let t = chrono::DateTime::from_timestamp(t0 + i64::from(i) * gap_s, 0).unwrap();
+            format!(
+                "{} jump01 sshd[{}]: Failed password for {user} from {ip} port {} ssh2\n",
+                t.format("%b %e %H:%M:%S"),
+                4000 + i,
+                40000 + i
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ssh_bruteforce_alerts_on_many_guesses_worse_when_one_gets_in_not_on_a_typo() {
+    let burst = guesses("2026-11-10T03:00:00Z", 40, 7, "root", "192.0.2.7");
+    let a = run_host("ssh_bruteforce", &burst).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (
+            a[0].host.as_deref(),
+            a[0].src_ip.as_deref(),
+            a[0].user_id.as_deref()
+        ),
+        (Some("jump01"), Some("192.0.2.7"), None)
+    );
+    assert_eq!(a[0].event_count, 40);
+    assert_eq!(a[0].severity, rule::Severity::High);
+    assert!(
+        a[0].summary.contains("failed 40 SSH logins"),
+        "{}",
+        a[0].summary
+    );
+
+    // A slow guesser (every 4 minutes for two hours) who then gets in.
+    let mut slow = guesses("2026-11-10T03:00:00Z", 30, 240, "svc_backup", "192.0.2.8");
+    slow.push_str("Nov 10 05:01:00 jump01 sshd[9]: Accepted password for svc_backup from 192.0.2.8 port 50000 ssh2\n");
+    let a = run_host("ssh_bruteforce", &slow).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].severity, rule::Severity::Critical);
+    assert_eq!(a[0].user_id.as_deref(), Some("svc_backup"));
+    assert_eq!(a[0].last_us, us("2026-11-10T05:01:00Z"));
+
+    // An admin mistyping twice, then in; and a scanner trying twice every three hours.
+    let mut benign = guesses("2026-11-10T09:00:00Z", 2, 5, "u00042", "10.20.0.10");
+    benign.push_str("Nov 10 09:00:15 jump01 sshd[9]: Accepted publickey for u00042 from 10.20.0.10 port 50000 ssh2: ED25519 SHA256:x\n");
+    for h in (0..24).step_by(3) {
+        benign.push_str(&guesses(
+            &format!("2026-11-10T{h:02}:30:00Z"),
+            2,
+            3,
+            "admin",
+            "198.51.100.9",
+        ));
+    }
+    assert!(run_host("ssh_bruteforce", &benign).await.is_empty());
+}
+
+#[tokio::test]
+async fn account_compromise_uses_ssh_guessing_that_gets_in() {
+    let mut slow = guesses("2026-11-10T03:00:00Z", 8, 60, "svc_backup", "192.0.2.8");
+    slow.push_str("Nov 10 03:09:00 jump01 sshd[9]: Accepted password for svc_backup from 192.0.2.8 port 50000 ssh2\n");
+    let a = run_both(
+        &builtin_rule("account_compromise"),
+        "",
+        &slow,
+        NO_CARE,
+        Range::default(),
+    )
+    .await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (
+            a[0].user_id.as_deref(),
+            a[0].host.as_deref(),
+            a[0].src_ip.as_deref()
+        ),
+        (Some("svc_backup"), Some("jump01"), Some("192.0.2.8"))
+    );
+    assert!(a[0].summary.contains("over SSH"), "{}", a[0].summary);
+    // The same guesses that never get in are a brute force, not a compromise.
+    let failed = guesses("2026-11-10T03:00:00Z", 8, 60, "svc_backup", "192.0.2.8");
+    assert!(run_host("account_compromise", &failed).await.is_empty());
+}
+
+/// An admin's working day on emr-db01: SSH in, sudo.
+fn admin_day(day: u32, user: &str) -> String {
+    format!(
+        "Nov {day} 09:00:00 emr-db01 sshd[10]: Accepted publickey for {user} from 10.20.0.10 port 5000 ssh2: ED25519 SHA256:x\n\
+         Nov {day} 09:05:00 emr-db01 sudo[11]: {user} : TTY=pts/0 ; PWD=/home/{user} ; USER=root ; COMMAND=/usr/bin/df -h\n"
+    )
+}
+
+/// The backup account's nightly login, never with sudo.
+fn backup_night(day: u32) -> String {
+    format!(
+        "Nov {day} 02:00:00 emr-db01 sshd[20]: Accepted password for svc_backup from 10.20.9.5 port 5001 ssh2\n"
+    )
+}
+
+#[tokio::test]
+async fn privilege_escalation_alerts_on_admin_grants_and_first_sudo_not_on_an_admin() {
+    let grant = "Nov 10 01:29:51 emr-app01 useradd[5]: new user: name=svc_sync3, UID=1500, GID=1500, home=/home/svc_sync3, shell=/bin/bash, from=/dev/pts/1
+Nov 10 01:30:11 emr-app01 usermod[6]: add 'svc_sync3' to group 'sudo'
+Nov 10 01:30:11 emr-app01 usermod[6]: add 'svc_sync3' to shadow group 'sudo'
+Nov 10 01:40:51 emr-app01 sudo[7]: svc_sync3 : TTY=pts/1 ; PWD=/tmp ; USER=root ; COMMAND=/bin/bash
+";
+    let a = run_host("privilege_escalation", grant).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].user_id.as_deref(), Some("svc_sync3"));
+    assert_eq!(a[0].event_count, 2, "the grant and the sudo after it");
+    assert_eq!(a[0].last_us, us("2026-11-10T01:40:51Z"));
+
+    let mut backup: String = (7..10).map(backup_night).collect();
+    backup.push_str("Nov 10 12:08:11 emr-db01 sudo[30]: svc_backup : TTY=pts/0 ; PWD=/var/backups ; USER=root ; COMMAND=/bin/sh\n");
+    let a = run_host("privilege_escalation", &backup).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].user_id.as_deref(), Some("svc_backup"));
+    assert!(
+        a[0].summary.contains("3 earlier day(s)"),
+        "{}",
+        a[0].summary
+    );
+
+    // An admin who always uses sudo, and new hires' accounts in no admin group.
+    let mut benign: String = (2..12).map(|d| admin_day(d, "u00042")).collect();
+    benign.push_str("Nov 10 10:00:01 emr-db01 useradd[40]: new user: name=u07001, UID=2001, GID=2001, home=/home/u07001, shell=/bin/bash, from=/dev/pts/0\n");
+    benign.push_str("Nov 10 10:00:02 emr-db01 usermod[41]: add 'u07001' to group 'users'\n");
+    assert!(run_host("privilege_escalation", &benign).await.is_empty());
+}
+
+/// cron's quarter-hourly session on `host` through `day`: a host's steady heartbeat.
+fn heartbeat(host: &str, day: u32, from_h: u32, to_h: u32) -> String {
+    let mut out = String::new();
+    for h in from_h..to_h {
+        for m in [0, 15, 30, 45] {
+            out.push_str(&format!(
+                "Nov {day} {h:02}:{m:02}:01 {host} CRON[{}]: pam_unix(cron:session): session opened for user root(uid=0) by root(uid=0)\n",
+                100 + h * 4 + m / 15
+            ));
+        }
+    }
+    out
+}
+
+const ROTATE: &str = "Nov 10 00:00:11 emr-app01 systemd[1]: Stopping rsyslog.service - System Logging Service...
+Nov 10 00:00:11 emr-app01 rsyslogd[600]: [origin software=\"rsyslogd\" swVersion=\"8.2302.0\" x-pid=\"600\" x-info=\"https://www.rsyslog.com\"] exiting on signal 15.
+Nov 10 00:00:12 emr-app01 systemd[1]: Stopped rsyslog.service - System Logging Service.
+Nov 10 00:00:12 emr-app01 systemd[1]: Starting rsyslog.service - System Logging Service...
+Nov 10 00:00:13 emr-app01 rsyslogd[601]: [origin software=\"rsyslogd\" swVersion=\"8.2302.0\" x-pid=\"601\" x-info=\"https://www.rsyslog.com\"] start
+Nov 10 00:00:13 emr-app01 systemd[1]: Started rsyslog.service - System Logging Service.
+";
+
+#[tokio::test]
+async fn log_tampering_alerts_on_clearing_stopping_and_silence_not_on_log_rotation() {
+    let clear = "Nov 10 09:01:36 emr-db01 sudo[5]: u00054 : TTY=pts/2 ; PWD=/root ; USER=root ; COMMAND=/usr/sbin/auditctl -D\n";
+    let a = run_host("log_tampering", clear).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (a[0].user_id.as_deref(), a[0].host.as_deref()),
+        (Some("u00054"), Some("emr-db01"))
+    );
+
+    let audit_off = "Nov 10 13:24:26 emr-db01 sudo[5]: u00054 : TTY=pts/2 ; PWD=/root ; USER=root ; COMMAND=/usr/bin/systemctl stop auditd
+Nov 10 13:24:27 emr-db01 systemd[1]: Stopping auditd.service - Security Auditing Service...
+Nov 10 13:24:27 emr-db01 auditd[700]: The audit daemon is exiting.
+Nov 10 13:24:28 emr-db01 systemd[1]: Stopped auditd.service - Security Auditing Service.
+";
+    let a = run_host("log_tampering", audit_off).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(
+        a[0].summary.starts_with("auditd was stopped on emr-db01"),
+        "{}",
+        a[0].summary
+    );
+
+    // Four days of a quarter-hourly heartbeat, then five hours of nothing.
+    let mut quiet: String = (6..10).map(|d| heartbeat("jump01", d, 0, 24)).collect();
+    quiet.push_str(&heartbeat("jump01", 10, 0, 9));
+    quiet.push_str(&heartbeat("jump01", 10, 14, 24));
+    let a = run_host("log_tampering", &quiet).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].host.as_deref(), Some("jump01"));
+    assert_eq!(
+        (a[0].first_us, a[0].last_us),
+        (us("2026-11-10T08:45:01Z"), us("2026-11-10T14:00:01Z"))
+    );
+
+    // The nightly rotation restarts rsyslog within seconds, on a steady host.
+    let mut rotate: String = (6..11).map(|d| heartbeat("emr-app01", d, 0, 24)).collect();
+    rotate.push_str(ROTATE);
+    assert!(run_host("log_tampering", &rotate).await.is_empty());
+}
+
 #[tokio::test]
 async fn since_and_until_bound_what_a_rule_reads_and_reports() {
     let rule = builtin_rule("terminated_access");
@@ -489,7 +721,7 @@ const PRECISION_GAP: &[&str] = &[
 ];
 
 #[test]
-fn every_access_scenario_is_found_on_three_generated_hospitals() {
+fn every_scenario_is_found_on_three_generated_hospitals() {
     use std::collections::BTreeMap;
     let dir = tempfile::tempdir().unwrap();
     // scenario -> (incidents, detected, alerts, true alerts), pooled over seeds.
@@ -501,6 +733,7 @@ fn every_access_scenario_is_found_on_three_generated_hospitals() {
         ok(&[
             "scan",
             h.join("logs").to_str().unwrap(),
+            h.join("syslog").to_str().unwrap(),
             "--ref",
             h.join("ref").to_str().unwrap(),
             "--out",
@@ -535,9 +768,8 @@ fn every_access_scenario_is_found_on_three_generated_hospitals() {
             }
         }
     }
-    let access = emrwatch::synth::incidents::ACCESS_SCENARIOS;
     let mut failures = Vec::new();
-    for &name in access {
+    for name in emrwatch::synth::incidents::scenarios() {
         let [incidents, detected, alerts, true_alerts] =
             pooled.get(name).copied().unwrap_or_default();
         assert!(

@@ -370,15 +370,58 @@ pub fn decode_stream(
         .map(|r| r.expect("decoder thread panicked"))
 }
 
+/// Frames and decodes one object's decompressed bytes on this thread, as
+/// ingest does (format detection, framing, every reject), and returns its
+/// chunks. For tests, property tests and fuzzing: ingest itself streams
+/// through [`decode_stream`]. Without `opts.syslog_year`, syslog dates are
+/// read as if the file had been written now.
+pub fn decode_bytes(source: &str, data: &[u8], opts: &IngestOptions) -> Vec<Decoded> {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let mut sink = FrameSink {
+        source: source.into(),
+        framing: Framing::Undecided(Vec::new()),
+        format: opts.format,
+        opts: opts.clone(),
+        tx: Some(Outlet::Keep(Vec::new())),
+        stopped: false,
+        read_bytes: data.len() as u64,
+        clock: Arc::new(match opts.syslog_year {
+            Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
+            None => SyslogClock::new(now_us, opts.syslog_tz),
+        }),
+    };
+    sink.push(data, false);
+    sink.finish(None);
+    let Some(Outlet::Keep(works)) = sink.tx.take() else {
+        return Vec::new();
+    };
+    works
+        .into_iter()
+        .map(|w| decode_work(w, &opts.mapping))
+        .collect()
+}
+
 /// Receives decompressed bytes, frames them and sends chunks on.
 struct FrameSink {
     source: Arc<str>,
     framing: Framing,
     format: Format,
     opts: IngestOptions,
-    tx: Option<mpsc::Sender<Work>>,
+    tx: Option<Outlet>,
+    /// The object is being skipped: nothing more is sent.
+    stopped: bool,
     read_bytes: u64,
     clock: Arc<SyslogClock>,
+}
+
+/// Where framed chunks go: to the decoding threads, or kept for a caller
+/// that decodes them itself ([`decode_bytes`]).
+#[derive(Debug)]
+enum Outlet {
+    Channel(mpsc::Sender<Work>),
+    Keep(Vec<Work>),
 }
 
 #[derive(Debug, Default)]
@@ -391,13 +434,14 @@ enum Framing {
 }
 
 impl FrameSink {
-    fn new(obj: &SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) -> Self {
+    fn new(obj: &SourceObject, opts: &IngestOptions, tx: Outlet) -> Self {
         Self {
             source: obj.url.clone(),
             framing: Framing::Undecided(Vec::new()),
             format: opts.format,
             opts: opts.clone(),
             tx: Some(tx),
+            stopped: false,
             read_bytes: 0,
             clock: Arc::new(match opts.syslog_year {
                 Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
@@ -477,7 +521,7 @@ impl FrameSink {
                 self.format = Format::Fhir;
                 self.framing = Framing::Closed;
                 self.forward(chunk);
-                self.tx = None;
+                self.stopped = true;
                 return;
             }
             self.format = if memchr::memmem::find(rec, b"\"resourceType\"").is_some() {
@@ -490,17 +534,25 @@ impl FrameSink {
     }
 
     fn forward(&mut self, chunk: Chunk) {
+        if self.stopped {
+            return;
+        }
         let work = Work {
             chunk,
             format: self.format,
             read_bytes: std::mem::take(&mut self.read_bytes),
             clock: self.clock.clone(),
         };
-        if let Some(tx) = &self.tx
-            && tx.blocking_send(work).is_err()
-        {
-            // The consumer is gone (error or cancellation): stop reading.
-            self.tx = None;
+        match &mut self.tx {
+            Some(Outlet::Channel(tx)) => {
+                let gone = tx.blocking_send(work).is_err();
+                // The consumer is gone (error or cancellation): stop reading.
+                if gone {
+                    self.tx = None;
+                }
+            }
+            Some(Outlet::Keep(kept)) => kept.push(work),
+            None => {}
         }
     }
 
@@ -532,7 +584,7 @@ impl FrameSink {
     }
 
     fn closed(&self) -> bool {
-        self.tx.is_none()
+        self.tx.is_none() || self.stopped
     }
 }
 
@@ -554,6 +606,7 @@ impl Default for FrameSink {
             format: Format::Auto,
             opts: IngestOptions::default(),
             tx: None,
+            stopped: false,
             read_bytes: 0,
             clock: Arc::new(SyslogClock::in_year(1970, chrono_tz::Tz::UTC)),
         }
@@ -665,7 +718,7 @@ enum Reading {
 
 /// Reads one object to the end (on a blocking thread), sending its chunks to `tx`.
 fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) {
-    let mut sink = Box::new(FrameSink::new(&obj, opts, tx));
+    let mut sink = Box::new(FrameSink::new(&obj, opts, Outlet::Channel(tx)));
     let mut bytes_in = match handle.block_on(object_store::ObjectStoreExt::get(
         obj.store.as_ref(),
         &obj.path,

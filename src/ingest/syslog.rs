@@ -535,7 +535,8 @@ pub struct Normalized<'a> {
     /// `session_closed`, `disconnect`, `sudo`, `sudo_failure`, `su`,
     /// `su_failure`, `user_added`, `user_deleted`, `user_modified`,
     /// `group_added`, `group_changed`, `admin_group_added`,
-    /// `password_changed`, `service_stopped`, `log_cleared`, or `other`.
+    /// `password_changed`, `service_stopped`, `service_started` (logging
+    /// and auditing services only), `log_cleared`, or `other`.
     pub event_type: &'static str,
     /// The account the event is about (the one logging in, running sudo,
     /// being added…).
@@ -671,8 +672,15 @@ pub fn normalize<'a>(app: Option<&'a str>, message: &'a str) -> Normalized<'a> {
         "auditd" if message.contains("exiting") || message.contains("stopped") => {
             Normalized::new("service_stopped", None)
         }
+        "auditd" if message.starts_with("Started dispatcher") || message.contains(" start,") => {
+            Normalized::new("service_started", None)
+        }
         "rsyslogd" if message.contains("exiting on signal") => {
             Normalized::new("service_stopped", None)
+        }
+        // rsyslogd's own `[origin software="rsyslogd" …] start`.
+        "rsyslogd" if message.ends_with("] start") || message == "start" => {
+            Normalized::new("service_started", None)
         }
         _ => Normalized::OTHER,
     }
@@ -843,9 +851,14 @@ fn service(m: &str) -> Normalized<'_> {
         "System Logging",
         "Journal Service",
     ];
-    // "Stopping …" and "Stopped …" come in pairs: only the second counts.
-    if m.starts_with("Stopped ") && WATCHED.iter().any(|n| m.contains(n)) {
+    // "Stopping …" and "Stopped …" come in pairs: only the second counts;
+    // likewise "Starting …" and "Started …". A stop followed by a start is a
+    // restart (log rotation does it nightly), which log_tampering forgives.
+    let watched = || WATCHED.iter().any(|n| m.contains(n));
+    if m.starts_with("Stopped ") && watched() {
         Normalized::new("service_stopped", None)
+    } else if m.starts_with("Started ") && watched() {
+        Normalized::new("service_started", None)
     } else {
         Normalized::OTHER
     }
@@ -1169,6 +1182,31 @@ mod tests {
                 "systemd",
                 "Stopped auditd.service - Security Auditing Service.",
                 ("service_stopped", None, None, None),
+            ),
+            (
+                "systemd",
+                "Started rsyslog.service - System Logging Service.",
+                ("service_started", None, None, None),
+            ),
+            (
+                "systemd",
+                "Starting rsyslog.service - System Logging Service...",
+                ("other", None, None, None),
+            ),
+            (
+                "rsyslogd",
+                r#"[origin software="rsyslogd" swVersion="8.2302.0" x-pid="612" x-info="https://www.rsyslog.com"] start"#,
+                ("service_started", None, None, None),
+            ),
+            (
+                "rsyslogd",
+                r#"[origin software="rsyslogd" swVersion="8.2302.0" x-pid="612" x-info="https://www.rsyslog.com"] exiting on signal 15."#,
+                ("service_stopped", None, None, None),
+            ),
+            (
+                "systemd",
+                "Started Session 42 of User alice.",
+                ("other", None, None, None),
             ),
             (
                 "systemd",

@@ -8,7 +8,8 @@
 //! backup account that logs in every night and never uses sudo, accounts
 //! created for new hires (not in an admin group), and internet scanners trying
 //! a password or two. Incidents: ssh_bruteforce, privilege_escalation,
-//! log_tampering, each labelled with its window.
+//! log_tampering, each labelled with its window; a brute force that gets in
+//! is labelled account_compromise of the account as well.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -561,6 +562,7 @@ fn incidents(
     per_scenario: u32,
 ) -> (Vec<Label>, Vec<(usize, i64, i64)>) {
     let mut labels = Vec::new();
+    let mut compromised = Vec::new();
     let mut gaps = Vec::new();
     let days = i64::from(days.max(1));
     for &scenario in super::incidents::HOST_SCENARIOS {
@@ -604,6 +606,14 @@ fn incidents(
                                 "Accepted password for {BACKUP_ACCOUNT} from {ip} port {port} ssh2"
                             ),
                         );
+                        // The guesser got in: the account is compromised too.
+                        compromised.push(Label {
+                            scenario: "account_compromise",
+                            actor: BACKUP_ACCOUNT.to_string(),
+                            patient_id: None,
+                            start_us: start + SECOND,
+                            end_us: t,
+                        });
                         g.push(t, host, AUTHPRIV, "sshd", pid, format!("pam_unix(sshd:session): session opened for user {BACKUP_ACCOUNT}(uid=998) by (uid=0)"));
                     }
                     ip
@@ -648,7 +658,11 @@ fn incidents(
                         );
                         name
                     } else {
-                        // The backup account, which never used sudo, becomes root.
+                        // The backup account, which never used sudo, becomes root:
+                        // after two nights of backups, so that it has a history.
+                        let settled = 2.min(days - 1);
+                        let day = start_day + settled + g.rng.below((days - settled) as u64) as i64;
+                        let start = day * DAY + 3 * HOUR + g.rng.below(12 * 3600) as i64 * SECOND;
                         let sp = g.next_pid();
                         g.push(start, DB01, AUTHPRIV, "sudo", sp, format!("{BACKUP_ACCOUNT} : TTY=pts/0 ; PWD=/var/backups ; USER=root ; COMMAND=/bin/sh"));
                         g.push(start, DB01, AUTHPRIV, "sudo", sp, format!("pam_unix(sudo:session): session opened for user root(uid=0) by {BACKUP_ACCOUNT}(uid=998)"));
@@ -747,5 +761,6 @@ fn incidents(
             });
         }
     }
+    labels.extend(compromised);
     (labels, gaps)
 }
