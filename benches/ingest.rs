@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use emrwatch::ingest::csv::CsvLayout;
 use emrwatch::ingest::framing::{Chunk, LineFramer};
 use emrwatch::ingest::mapping::Mapping;
 use emrwatch::ingest::syslog::SyslogClock;
@@ -52,8 +53,11 @@ fn syslog_sample() -> Vec<u8> {
         .collect()
 }
 
-fn frame(data: &[u8]) -> Vec<Chunk> {
+fn frame(data: &[u8], csv: Option<u8>) -> Vec<Chunk> {
     let mut framer = LineFramer::new(Arc::from("bench"), 1 << 20, 4 << 20);
+    if let Some(d) = csv {
+        framer = framer.with_quotes(d);
+    }
     let mut chunks = Vec::new();
     for block in data.chunks(1 << 20) {
         framer.push(block, &mut |c| chunks.push(c));
@@ -76,17 +80,25 @@ fn benches(c: &mut Criterion) {
     for (name, format, out) in [
         ("fhir", Format::Fhir, Some(OutputFormat::Fhir)),
         ("ndjson", Format::Ndjson, Some(OutputFormat::Ndjson)),
+        ("csv", Format::Csv, Some(OutputFormat::Csv)),
         ("syslog", Format::Syslog, None),
     ] {
         let data = match out {
             Some(out) => sample(out, events),
             None => syslog_sample(),
         };
+        let quotes = (format == Format::Csv).then_some(b',');
         g.throughput(Throughput::Bytes(data.len() as u64));
         g.bench_function(format!("frame/{name}"), |b| {
-            b.iter(|| frame(&data).len());
+            b.iter(|| frame(&data, quotes).len());
         });
-        let chunks = frame(&data);
+        let mut chunks = frame(&data, quotes);
+        // CSV: the header is the layout, not a record.
+        let csv = quotes.map(|d| {
+            let header = chunks[0].spans.remove(0);
+            let line = &chunks[0].buf[header.start..header.end];
+            Arc::new(CsvLayout::from_header(line, d, &mapping).unwrap())
+        });
         g.bench_function(format!("decode/{name}"), |b| {
             // Decoders parse in place, so each iteration gets fresh chunks.
             b.iter_batched(
@@ -110,6 +122,7 @@ fn benches(c: &mut Criterion) {
                                 format,
                                 read_bytes: 0,
                                 clock: clock.clone(),
+                                csv: csv.clone(),
                             },
                             &mapping,
                         );

@@ -154,6 +154,7 @@ const INGEST_EXAMPLES: &str = "\
 Examples:
   emrwatch ingest hospital/logs/ --store ./emrwatch-store
   emrwatch ingest 'archive/**/*.ndjson.gz' --format ndjson --mapping mapping.toml
+  emrwatch ingest exports/access-2026-11.csv --mapping epic-csv.toml
   emrwatch ingest file:///var/log/emr/audit-2026-11-01.ndjson.zst --strict
 
 Inputs are files, folders (read recursively, hidden files skipped), file:// URLs
@@ -203,10 +204,10 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Input format; `auto` tells each file's format by its first record (FHIR, other JSON
-    /// lines, syslog).
+    /// lines, syslog, CSV).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
-    /// Field mapping TOML for `ndjson` (see README, "Mapping files").
+    /// Field mapping TOML for `ndjson` and `csv` (see README, "Mapping files").
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
     /// Time zone of syslog timestamps written without one (RFC 3164 ones never have one):

@@ -799,11 +799,17 @@ fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
     let h = dir.path().join("h");
     gen_hospital(&h, "20000", "7", "3");
     // A host log among the FHIR days is read (into system_events); a CSV
-    // export is not read yet: reported, not fatal.
+    // export without a time column, and a text file in no format, are
+    // reported and skipped, not fatal.
     std::fs::copy(h.join("syslog/emr-app01.log"), h.join("logs/emr-app01.log")).unwrap();
     std::fs::write(
         h.join("logs/export.csv"),
         "user_id,patient_id\nu00001,MRN0000001\n",
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("logs/notes.txt"),
+        "Exported by the night shift\nask Dana about the rest\n",
     )
     .unwrap();
     let out = ok(&[
@@ -816,7 +822,11 @@ fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
     ]);
     let err = stderr(&out);
     assert!(
-        err.contains("export.csv") && err.contains("file skipped"),
+        err.contains("export.csv") && err.contains("no column `ts`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("notes.txt") && err.contains("file skipped"),
         "{err}"
     );
     assert!(
@@ -824,8 +834,8 @@ fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
         "the host log is read: {err}"
     );
     assert!(
-        err.contains("1 rejected"),
-        "one reject for the whole file: {err}"
+        err.contains("2 rejected"),
+        "one reject for each whole file: {err}"
     );
     let alerts = String::from_utf8_lossy(&out.stdout);
     assert!(alerts.lines().count() >= 5, "{err}");

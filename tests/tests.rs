@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link for every test; see Cargo.toml).
 
 mod common;
+mod csv_export;
 mod detect;
 mod eval;
 mod external;

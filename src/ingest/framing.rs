@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use memchr::memchr;
 
+use super::csv::QuoteScanner;
+
 /// One record's place in a [`Chunk`] buffer and in its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
@@ -75,6 +77,10 @@ pub struct LineFramer {
     /// Set while the record being received is over the limit and skipped.
     discarding: bool,
     discarded_len: u64,
+    /// CSV: records end at line feeds outside quotes.
+    quotes: Option<QuoteScanner>,
+    /// Line feeds inside quotes of the record being skipped.
+    discarded_lines: u64,
 }
 
 impl LineFramer {
@@ -93,13 +99,26 @@ impl LineFramer {
             offset: 0,
             discarding: false,
             discarded_len: 0,
+            quotes: None,
+            discarded_lines: 0,
         }
+    }
+
+    /// Frames CSV: a line feed inside a quoted field does not end a record.
+    /// A record over the limit is skipped up to the next line feed, quoted or
+    /// not, so one stray quote costs one record, not the rest of the file.
+    pub fn with_quotes(mut self, delimiter: u8) -> Self {
+        self.quotes = Some(QuoteScanner::new(delimiter));
+        self
     }
 
     /// Feeds bytes; calls `emit` with each chunk that fills up.
     pub fn push(&mut self, mut data: &[u8], emit: &mut dyn FnMut(Chunk)) {
         while !data.is_empty() {
-            let newline = memchr(b'\n', data);
+            let newline = match &mut self.quotes {
+                Some(q) if !self.discarding => q.find_end(data),
+                _ => memchr(b'\n', data),
+            };
             if self.discarding {
                 match newline {
                     None => {
@@ -180,7 +199,10 @@ impl LineFramer {
             });
             self.partial_start = end;
         }
-        self.line += 1;
+        self.line += 1 + self
+            .quotes
+            .as_mut()
+            .map_or(0, |q| std::mem::take(&mut q.inner_lines));
         self.offset += consumed;
     }
 
@@ -191,6 +213,10 @@ impl LineFramer {
         self.discarded_len = (self.buf.len() - self.partial_start) as u64;
         self.buf.truncate(self.partial_start);
         self.discarding = true;
+        if let Some(q) = &mut self.quotes {
+            self.discarded_lines = q.inner_lines;
+            q.reset();
+        }
         self.rejects.push(FrameReject {
             line: self.line,
             offset: self.offset,
@@ -218,7 +244,7 @@ impl LineFramer {
         }
         self.discarding = false;
         self.offset += len + newline;
-        self.line += newline;
+        self.line += newline + std::mem::take(&mut self.discarded_lines);
         self.discarded_len = 0;
     }
 

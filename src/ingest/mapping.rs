@@ -1,6 +1,7 @@
-//! Field mappings for generic access-log formats (`ndjson` now, `csv` later):
-//! which source field fills which canonical column, how values are renamed,
-//! and how timestamps are written.
+//! Field mappings for generic access-log formats (`ndjson`, `csv`): which
+//! source field fills which canonical column, how values are renamed, and how
+//! timestamps are written. For CSV a column is named by its header, or by its
+//! 1-based number when the file has none.
 //!
 //! ```toml
 //! [columns]              # canonical column = dotted source path
@@ -20,12 +21,19 @@
 //! [timestamp]
 //! format = "%Y-%m-%d %H:%M:%S%.f"   # or rfc3339, epoch_s, epoch_ms, epoch_us
 //! timezone = "America/Chicago"      # for patterns without an offset
+//!
+//! [csv]                  # CSV only
+//! delimiter = ";"        # , ; | tab, or auto (default: told from the first line)
+//! header = true          # false: [columns] name 1-based column numbers
 //! ```
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use super::builder::AccessRow;
+use super::json::clip;
 use super::timestamp::TimestampFormat;
 use crate::error::{Error, Result};
 use crate::schema;
@@ -57,6 +65,33 @@ struct MappingFile {
     defaults: BTreeMap<String, String>,
     #[serde(default)]
     timestamp: Option<TimestampSection>,
+    #[serde(default)]
+    csv: Option<CsvSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsvSection {
+    delimiter: Option<String>,
+    header: Option<bool>,
+}
+
+/// How CSV files are read (the mapping's `[csv]` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvSettings {
+    /// The field delimiter, or `None` to tell it from the first line.
+    pub delimiter: Option<u8>,
+    /// Whether the first record names the columns.
+    pub header: bool,
+}
+
+impl Default for CsvSettings {
+    fn default() -> Self {
+        Self {
+            delimiter: None,
+            header: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +136,8 @@ pub struct Mapping {
     pub fields: Vec<FieldSpec>,
     /// How `ts` is written.
     pub timestamp: TimestampFormat,
+    /// How CSV is laid out.
+    pub csv: CsvSettings,
 }
 
 impl Default for Mapping {
@@ -117,6 +154,7 @@ impl Default for Mapping {
         Self {
             fields,
             timestamp: TimestampFormat::Rfc3339,
+            csv: CsvSettings::default(),
         }
     }
 }
@@ -189,7 +227,98 @@ impl Mapping {
                 }
             }
         }
-        Ok(Self { fields, timestamp })
+        let csv = match file.csv {
+            None => CsvSettings::default(),
+            Some(c) => CsvSettings {
+                delimiter: match c.delimiter.as_deref() {
+                    None | Some("auto") => None,
+                    Some("tab" | "\t") => Some(b'\t'),
+                    Some(d @ ("," | ";" | "|" | ":")) => Some(d.as_bytes()[0]),
+                    Some(d) => {
+                        return Err(format!(
+                            "[csv] delimiter = {d:?}: use \",\", \";\", \"|\", \":\", \"tab\" or \"auto\""
+                        ));
+                    }
+                },
+                header: c.header.unwrap_or(true),
+            },
+        };
+        if !csv.header {
+            for (col, spec) in MAPPABLE.iter().zip(&fields) {
+                let named = spec.path.join(".");
+                if file.columns.contains_key(*col)
+                    && named.parse::<usize>().map_or(true, |n| n == 0)
+                {
+                    return Err(format!(
+                        "[columns] {col} = {named:?}: with [csv] header = false, name columns by their 1-based number, like \"3\""
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            fields,
+            timestamp,
+            csv,
+        })
+    }
+
+    /// Builds a row from the mapped values of one record: `get(c)` is column
+    /// `c`'s value as written (before renaming), `ts` the parsed time.
+    /// Checks what every access log must have, whatever its format.
+    pub fn row<'i>(
+        &'i self,
+        ts: i64,
+        mut get: impl FnMut(usize) -> Option<Cow<'i, str>>,
+    ) -> Result<AccessRow<'i>, String> {
+        let f = &self.fields;
+        let mut get = |c: usize| apply(get(c), &f[c]);
+        let user_id = get(col::USER_ID)
+            .ok_or_else(|| format!("missing user field `{}`", f[col::USER_ID].path.join(".")))?;
+        let action = get(col::ACTION)
+            .ok_or_else(|| format!("missing action field `{}`", f[col::ACTION].path.join(".")))?;
+        if !schema::ACTIONS.contains(&action.as_ref()) {
+            return Err(format!(
+                "action {:?} is not one of {}: add it under [values.action] in the mapping",
+                clip(&action),
+                schema::ACTIONS.join(", ")
+            ));
+        }
+        let outcome = get(col::OUTCOME).unwrap_or(Cow::Borrowed("success"));
+        if outcome != "success" && outcome != "failure" {
+            return Err(format!(
+                "outcome {:?} is neither success nor failure: add it under [values.outcome] in the mapping",
+                clip(&outcome)
+            ));
+        }
+        Ok(AccessRow {
+            ts,
+            user_id,
+            user_role: get(col::USER_ROLE),
+            department: get(col::DEPARTMENT),
+            patient_id: get(col::PATIENT_ID),
+            action,
+            resource: get(col::RESOURCE),
+            outcome,
+            workstation: get(col::WORKSTATION),
+            src_ip: get(col::SRC_IP),
+            session_id: get(col::SESSION_ID),
+            app: get(col::APP),
+        })
+    }
+}
+
+/// A value as the mapping wants it: renamed by `[values]`, else as written;
+/// missing or empty, the `[defaults]` value.
+pub fn apply<'i>(value: Option<Cow<'i, str>>, spec: &'i FieldSpec) -> Option<Cow<'i, str>> {
+    match value {
+        Some(v) if v.is_empty() => spec.default.as_deref().map(Cow::Borrowed),
+        // Most mappings rename nothing: skip hashing the value.
+        Some(v) if spec.values.is_empty() => Some(v),
+        Some(v) => Some(match spec.values.get(v.as_ref()) {
+            Some(mapped) => Cow::Borrowed(mapped.as_str()),
+            None => v,
+        }),
+        None => spec.default.as_deref().map(Cow::Borrowed),
     }
 }
 

@@ -10,6 +10,7 @@
 //! large the input. Bad records never stop it: each becomes a [`Reject`].
 
 pub mod builder;
+pub mod csv;
 pub mod fhir;
 pub mod framing;
 pub mod json;
@@ -28,6 +29,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use self::builder::{AccessBuilder, SystemBuilder};
+use self::csv::{CsvDecoder, CsvLayout};
 use self::fhir::FhirDecoder;
 use self::framing::{Chunk, DocumentFramer, JsonLayout, LineFramer, SAMPLE_LEN, sniff_json_layout};
 use self::mapping::Mapping;
@@ -46,6 +48,8 @@ pub enum Format {
     Ndjson,
     /// Syslog, RFC 3164 or RFC 5424 (told apart per line), into `system_events`.
     Syslog,
+    /// Delimited access-log export (`,` `;` tab `|`), header names mapped by `--mapping`.
+    Csv,
 }
 
 /// The table a decoded batch belongs in.
@@ -247,6 +251,8 @@ pub enum Decoder {
     Fhir(FhirDecoder),
     /// Mapped JSON lines.
     Ndjson(NdjsonDecoder),
+    /// Mapped CSV.
+    Csv(CsvDecoder),
 }
 
 /// A chunk on its way to a decoder.
@@ -260,6 +266,8 @@ pub struct Work {
     pub read_bytes: u64,
     /// How syslog timestamps without a year or zone are read, for this object.
     pub clock: Arc<SyslogClock>,
+    /// CSV: which field fills which column, for this object.
+    pub csv: Option<Arc<CsvLayout>>,
 }
 
 /// Decodes one chunk into a batch and its rejects.
@@ -272,10 +280,12 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
         format,
         read_bytes,
         clock: _,
+        csv,
     } = work;
-    let mut decoder = match format {
-        Format::Ndjson => Decoder::Ndjson(NdjsonDecoder::new(mapping.clone())),
-        Format::Fhir | Format::Auto | Format::Syslog => Decoder::Fhir(FhirDecoder::default()),
+    let mut decoder = match (format, csv) {
+        (Format::Ndjson, _) => Decoder::Ndjson(NdjsonDecoder::new(mapping.clone())),
+        (Format::Csv, Some(layout)) => Decoder::Csv(CsvDecoder::new(layout, mapping.clone())),
+        _ => Decoder::Fhir(FhirDecoder::default()),
     };
     let mut builder = AccessBuilder::with_capacity(chunk.spans.len());
     let framer_rejects = chunk.rejects.len();
@@ -291,6 +301,7 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
         let outcome = match &mut decoder {
             Decoder::Fhir(d) => d.decode(buf, len, span.line, &mut builder, &mut sink),
             Decoder::Ndjson(d) => d.decode(buf, len, span.line, &mut builder, &mut sink),
+            Decoder::Csv(d) => d.decode(&buf[..len], span.line, &mut builder, &mut sink),
         };
         skipped += outcome.skipped as u64;
     }
@@ -370,6 +381,20 @@ pub fn decode_stream(
         .map(|r| r.expect("decoder thread panicked"))
 }
 
+/// The first line of `head` (without its line ending), once it is all there.
+fn first_line(head: &[u8], at_eof: bool, max: usize) -> Option<&[u8]> {
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
+    let rest = &head[start..];
+    match memchr::memchr(b'\n', rest) {
+        Some(p) => Some(rest[..p].strip_suffix(b"\r").unwrap_or(&rest[..p])),
+        None if at_eof || head.len() > max => Some(rest),
+        None => None,
+    }
+}
+
 /// Frames and decodes one object's decompressed bytes on this thread, as
 /// ingest does (format detection, framing, every reject), and returns its
 /// chunks. For tests, property tests and fuzzing: ingest itself streams
@@ -386,6 +411,8 @@ pub fn decode_bytes(source: &str, data: &[u8], opts: &IngestOptions) -> Vec<Deco
         opts: opts.clone(),
         tx: Some(Outlet::Keep(Vec::new())),
         stopped: false,
+        csv_delimiter: None,
+        csv: None,
         read_bytes: data.len() as u64,
         clock: Arc::new(match opts.syslog_year {
             Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
@@ -412,6 +439,10 @@ struct FrameSink {
     tx: Option<Outlet>,
     /// The object is being skipped: nothing more is sent.
     stopped: bool,
+    /// CSV: the delimiter, once told.
+    csv_delimiter: Option<u8>,
+    /// CSV: the layout, once the header (or the mapping) gave it.
+    csv: Option<Arc<CsvLayout>>,
     read_bytes: u64,
     clock: Arc<SyslogClock>,
 }
@@ -442,6 +473,8 @@ impl FrameSink {
             opts: opts.clone(),
             tx: Some(tx),
             stopped: false,
+            csv_delimiter: None,
+            csv: None,
             read_bytes: 0,
             clock: Arc::new(match opts.syslog_year {
                 Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
@@ -453,21 +486,53 @@ impl FrameSink {
     fn push(&mut self, data: &[u8], at_eof: bool) {
         if let Framing::Undecided(head) = &mut self.framing {
             head.extend_from_slice(data);
-            let syslog = (self.format == Format::Syslog).then_some(JsonLayout::Lines);
-            let layout = syslog
-                .or_else(|| sniff_json_layout(head, at_eof))
-                .or_else(|| {
-                    // A first line longer than any record: let the line framer reject it.
-                    (head.len() > self.opts.max_record_bytes).then_some(JsonLayout::Lines)
-                });
+            let max = self.opts.max_record_bytes;
+            let mut layout = match self.format {
+                Format::Syslog | Format::Csv => Some(JsonLayout::Lines),
+                _ => sniff_json_layout(head, at_eof),
+            };
+            // A first line longer than any record: let the line framer reject it.
+            if layout.is_none() && head.len() > max {
+                layout = Some(JsonLayout::Lines);
+            }
             let Some(layout) = layout else { return };
+            // Text that is not JSON: its first line says whether it is CSV,
+            // which must be framed knowing its quotes.
+            let plain = head.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
+            if layout == JsonLayout::Lines
+                && plain
+                && matches!(self.format, Format::Auto | Format::Csv)
+            {
+                let Some(line) = first_line(head, at_eof, max) else {
+                    return;
+                };
+                let csv = self.format == Format::Csv
+                    || (syslog::parse(line, &self.clock).is_err() && csv::looks_like_csv(line));
+                if csv {
+                    self.format = Format::Csv;
+                    self.csv_delimiter = Some(
+                        self.opts
+                            .mapping
+                            .csv
+                            .delimiter
+                            .unwrap_or_else(|| csv::sniff_delimiter(line)),
+                    );
+                }
+            }
             let head = std::mem::take(head);
+            let delimiter = self.csv_delimiter;
             self.framing = match layout {
-                JsonLayout::Lines => Framing::Lines(LineFramer::new(
-                    self.source.clone(),
-                    self.opts.max_record_bytes,
-                    self.opts.chunk_bytes,
-                )),
+                JsonLayout::Lines => {
+                    let framer = LineFramer::new(
+                        self.source.clone(),
+                        self.opts.max_record_bytes,
+                        self.opts.chunk_bytes,
+                    );
+                    Framing::Lines(match delimiter {
+                        Some(d) => framer.with_quotes(d),
+                        None => framer,
+                    })
+                }
                 JsonLayout::Document => Framing::Document(DocumentFramer::new(
                     self.source.clone(),
                     self.opts.max_document_bytes,
@@ -487,6 +552,28 @@ impl FrameSink {
     }
 
     fn send(&mut self, mut chunk: Chunk) {
+        if self.format == Format::Csv && self.csv.is_none() && !chunk.spans.is_empty() {
+            let csv = self.opts.mapping.csv;
+            let delimiter = self.csv_delimiter.unwrap_or(b',');
+            let layout = if csv.header {
+                let header = chunk.spans.remove(0);
+                CsvLayout::from_header(
+                    &chunk.buf[header.start..header.end],
+                    delimiter,
+                    &self.opts.mapping,
+                )
+            } else {
+                Ok(CsvLayout::numbered(delimiter, &self.opts.mapping))
+            };
+            match layout {
+                Ok(l) => self.csv = Some(Arc::new(l)),
+                Err(reason) => {
+                    let sample = chunk.buf[..chunk.buf.len().min(SAMPLE_LEN)].to_vec();
+                    self.skip(1, reason, sample);
+                    return;
+                }
+            }
+        }
         if self.format == Format::Auto
             && let Some(first) = chunk.spans.first()
         {
@@ -502,26 +589,16 @@ impl FrameSink {
                 return;
             }
             if !json {
-                // Neither JSON nor syslog: one reject for the object, not one
-                // per line, and stop reading it (CSV and ATNA are to come).
-                let reject = framing::FrameReject {
-                    line: 0,
-                    offset: 0,
-                    reason: "not a format emrwatch reads yet (the first record is neither \
-                             JSON nor syslog; FHIR AuditEvent, JSON lines and syslog are read): \
-                             file skipped"
+                // Neither JSON, syslog nor CSV: one reject for the object, not
+                // one per line, and stop reading it.
+                let sample = rec[..rec.len().min(SAMPLE_LEN)].to_vec();
+                self.skip(
+                    0,
+                    "not a format emrwatch reads (the first record is neither JSON, syslog \
+                     nor delimited text): file skipped"
                         .to_string(),
-                    sample: rec[..rec.len().min(SAMPLE_LEN)].to_vec(),
-                };
-                chunk = Chunk {
-                    source: self.source.clone(),
-                    rejects: vec![reject],
-                    ..Chunk::default()
-                };
-                self.format = Format::Fhir;
-                self.framing = Framing::Closed;
-                self.forward(chunk);
-                self.stopped = true;
+                    sample,
+                );
                 return;
             }
             self.format = if memchr::memmem::find(rec, b"\"resourceType\"").is_some() {
@@ -533,6 +610,24 @@ impl FrameSink {
         self.forward(chunk);
     }
 
+    /// Rejects the whole object at `line` and reads no more of it.
+    fn skip(&mut self, line: u64, reason: String, sample: Vec<u8>) {
+        let chunk = Chunk {
+            source: self.source.clone(),
+            rejects: vec![framing::FrameReject {
+                line,
+                offset: 0,
+                reason,
+                sample,
+            }],
+            ..Chunk::default()
+        };
+        self.format = Format::Fhir;
+        self.framing = Framing::Closed;
+        self.forward(chunk);
+        self.stopped = true;
+    }
+
     fn forward(&mut self, chunk: Chunk) {
         if self.stopped {
             return;
@@ -542,6 +637,7 @@ impl FrameSink {
             format: self.format,
             read_bytes: std::mem::take(&mut self.read_bytes),
             clock: self.clock.clone(),
+            csv: self.csv.clone(),
         };
         match &mut self.tx {
             Some(Outlet::Channel(tx)) => {
@@ -607,6 +703,8 @@ impl Default for FrameSink {
             opts: IngestOptions::default(),
             tx: None,
             stopped: false,
+            csv_delimiter: None,
+            csv: None,
             read_bytes: 0,
             clock: Arc::new(SyslogClock::in_year(1970, chrono_tz::Tz::UTC)),
         }

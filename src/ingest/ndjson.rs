@@ -9,9 +9,8 @@ use simd_json::tape::Value;
 
 use super::builder::{AccessBuilder, AccessRow};
 use super::json::{TapeParser, clip, path};
-use super::mapping::{FieldSpec, Mapping, col};
+use super::mapping::{Mapping, col};
 use super::{RecordOutcome, RecordSink};
-use crate::schema;
 
 /// Decodes mapped JSON-lines records.
 #[derive(Debug)]
@@ -116,25 +115,11 @@ fn text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
 /// The number of mappable columns.
 const MAPPED: usize = super::mapping::MAPPABLE.len();
 
-fn field<'i>(value: Option<Value<'_, 'i>>, spec: &'i FieldSpec) -> Option<Cow<'i, str>> {
-    match value.and_then(text) {
-        Some(v) if v.is_empty() => spec.default.as_deref().map(Cow::Borrowed),
-        // Most mappings rename nothing: skip hashing the value.
-        Some(v) if spec.values.is_empty() => Some(v),
-        Some(v) => Some(match spec.values.get(v.as_ref()) {
-            Some(mapped) => Cow::Borrowed(mapped.as_str()),
-            None => v,
-        }),
-        None => spec.default.as_deref().map(Cow::Borrowed),
-    }
-}
-
 fn map_record<'i>(
     at: &[Option<Value<'_, 'i>>; MAPPED],
     mapping: &'i Mapping,
 ) -> Result<AccessRow<'i>, String> {
-    let f = &mapping.fields;
-    let ts_spec = &f[col::TS];
+    let ts_spec = &mapping.fields[col::TS];
     let ts_value = at[col::TS];
     // Only an error names the field: no allocation per record.
     let ts_name = || ts_spec.path.join(".");
@@ -159,37 +144,5 @@ fn map_record<'i>(
             })?
         }
     };
-    let get = |c: usize| field(at[c], &f[c]);
-    let user_id = get(col::USER_ID)
-        .ok_or_else(|| format!("missing user field `{}`", f[col::USER_ID].path.join(".")))?;
-    let action = get(col::ACTION)
-        .ok_or_else(|| format!("missing action field `{}`", f[col::ACTION].path.join(".")))?;
-    if !schema::ACTIONS.contains(&action.as_ref()) {
-        return Err(format!(
-            "action {:?} is not one of {}: add it under [values.action] in the mapping",
-            clip(&action),
-            schema::ACTIONS.join(", ")
-        ));
-    }
-    let outcome = get(col::OUTCOME).unwrap_or(Cow::Borrowed("success"));
-    if outcome != "success" && outcome != "failure" {
-        return Err(format!(
-            "outcome {:?} is neither success nor failure: add it under [values.outcome] in the mapping",
-            clip(&outcome)
-        ));
-    }
-    Ok(AccessRow {
-        ts,
-        user_id,
-        user_role: get(col::USER_ROLE),
-        department: get(col::DEPARTMENT),
-        patient_id: get(col::PATIENT_ID),
-        action,
-        resource: get(col::RESOURCE),
-        outcome,
-        workstation: get(col::WORKSTATION),
-        src_ip: get(col::SRC_IP),
-        session_id: get(col::SESSION_ID),
-        app: get(col::APP),
-    })
+    mapping.row(ts, |c| at[c].and_then(text))
 }
