@@ -53,6 +53,37 @@ fn syslog_sample() -> Vec<u8> {
         .collect()
 }
 
+/// ATNA audit messages, one per line, as a PACS sends them: `n` chart views.
+fn atna_sample(n: u64) -> Vec<u8> {
+    let mut out = String::new();
+    for i in 0..n {
+        out.push_str(&format!(
+            "<AuditMessage><EventIdentification EventActionCode=\"R\" \
+             EventDateTime=\"2026-11-02T08:{:02}:{:02}.{:03}Z\" EventOutcomeIndicator=\"0\">\
+             <EventID csd-code=\"110110\" codeSystemName=\"DCM\" originalText=\"Patient Record\"/>\
+             </EventIdentification><ActiveParticipant UserID=\"u{:05}\" UserIsRequestor=\"true\" \
+             NetworkAccessPointID=\"10.0.{}.{}\" NetworkAccessPointTypeCode=\"2\"><RoleIDCode \
+             csd-code=\"110153\" codeSystemName=\"DCM\" originalText=\"Source Role ID\"/>\
+             </ActiveParticipant><AuditSourceIdentification AuditSourceID=\"PACS01\"/>\
+             <ParticipantObjectIdentification ParticipantObjectID=\"MRN{:07}^^^&amp;1.2.3&amp;ISO\" \
+             ParticipantObjectTypeCode=\"1\" ParticipantObjectTypeCodeRole=\"1\">\
+             <ParticipantObjectIDTypeCode csd-code=\"2\" originalText=\"Patient Number\"/>\
+             </ParticipantObjectIdentification><ParticipantObjectIdentification \
+             ParticipantObjectID=\"1.2.840.{i}\" ParticipantObjectTypeCode=\"2\" \
+             ParticipantObjectTypeCodeRole=\"3\"><ParticipantObjectIDTypeCode csd-code=\"110180\" \
+             originalText=\"Study Instance UID\"/></ParticipantObjectIdentification></AuditMessage>\n",
+            i / 60 % 60,
+            i % 60,
+            i % 1000,
+            i % 3000,
+            i % 250,
+            i % 250,
+            (i * 7919) % 1_000_000,
+        ));
+    }
+    out.into_bytes()
+}
+
 fn frame(data: &[u8], csv: Option<u8>) -> Vec<Chunk> {
     let mut framer = LineFramer::new(Arc::from("bench"), 1 << 20, 4 << 20);
     if let Some(d) = csv {
@@ -82,10 +113,12 @@ fn benches(c: &mut Criterion) {
         ("ndjson", Format::Ndjson, Some(OutputFormat::Ndjson)),
         ("csv", Format::Csv, Some(OutputFormat::Csv)),
         ("syslog", Format::Syslog, None),
+        ("atna", Format::Atna, None),
     ] {
-        let data = match out {
-            Some(out) => sample(out, events),
-            None => syslog_sample(),
+        let data = match (out, format) {
+            (Some(out), _) => sample(out, events),
+            (None, Format::Atna) => atna_sample(events / 5),
+            (None, _) => syslog_sample(),
         };
         let quotes = (format == Format::Csv).then_some(b',');
         g.throughput(Throughput::Bytes(data.len() as u64));

@@ -204,7 +204,7 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Input format; `auto` tells each file's format by its first record (FHIR, other JSON
-    /// lines, syslog, CSV).
+    /// lines, ATNA, syslog, CSV).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
     /// Field mapping TOML for `ndjson` and `csv` (see README, "Mapping files").

@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link for every test; see Cargo.toml).
 
+mod atna;
 mod common;
 mod csv_export;
 mod detect;

@@ -9,6 +9,7 @@
 //! in source order, through bounded channels so memory stays flat however
 //! large the input. Bad records never stop it: each becomes a [`Reject`].
 
+pub mod atna;
 pub mod builder;
 pub mod csv;
 pub mod fhir;
@@ -50,6 +51,8 @@ pub enum Format {
     Syslog,
     /// Delimited access-log export (`,` `;` tab `|`), header names mapped by `--mapping`.
     Csv,
+    /// IHE ATNA / DICOM audit messages (XML): per file, per line or syslog-wrapped.
+    Atna,
 }
 
 /// The table a decoded batch belongs in.
@@ -253,6 +256,8 @@ pub enum Decoder {
     Ndjson(NdjsonDecoder),
     /// Mapped CSV.
     Csv(CsvDecoder),
+    /// ATNA audit messages.
+    Atna,
 }
 
 /// A chunk on its way to a decoder.
@@ -285,6 +290,7 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
     let mut decoder = match (format, csv) {
         (Format::Ndjson, _) => Decoder::Ndjson(NdjsonDecoder::new(mapping.clone())),
         (Format::Csv, Some(layout)) => Decoder::Csv(CsvDecoder::new(layout, mapping.clone())),
+        (Format::Atna, _) => Decoder::Atna,
         _ => Decoder::Fhir(FhirDecoder::default()),
     };
     let mut builder = AccessBuilder::with_capacity(chunk.spans.len());
@@ -302,6 +308,7 @@ pub fn decode_work(work: Work, mapping: &Arc<Mapping>) -> Decoded {
             Decoder::Fhir(d) => d.decode(buf, len, span.line, &mut builder, &mut sink),
             Decoder::Ndjson(d) => d.decode(buf, len, span.line, &mut builder, &mut sink),
             Decoder::Csv(d) => d.decode(&buf[..len], span.line, &mut builder, &mut sink),
+            Decoder::Atna => atna::decode(&buf[..len], span.line, &mut builder, &mut sink),
         };
         skipped += outcome.skipped as u64;
     }
@@ -487,28 +494,32 @@ impl FrameSink {
         if let Framing::Undecided(head) = &mut self.framing {
             head.extend_from_slice(data);
             let max = self.opts.max_record_bytes;
-            let mut layout = match self.format {
-                Format::Syslog | Format::Csv => Some(JsonLayout::Lines),
-                _ => sniff_json_layout(head, at_eof),
-            };
-            // A first line longer than any record: let the line framer reject it.
-            if layout.is_none() && head.len() > max {
-                layout = Some(JsonLayout::Lines);
-            }
-            let Some(layout) = layout else { return };
-            // Text that is not JSON: its first line says whether it is CSV,
-            // which must be framed knowing its quotes.
-            let plain = head.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
-            if layout == JsonLayout::Lines
-                && plain
-                && matches!(self.format, Format::Auto | Format::Csv)
-            {
+            // Text that is not JSON: its first line says whether it is ATNA
+            // (whose layout follows) or CSV (which must be framed knowing its
+            // quotes).
+            let first = head.iter().find(|b| !b.is_ascii_whitespace());
+            let plain = !matches!(first, Some(b'{' | b'['));
+            let mut layout = None;
+            if plain && self.format != Format::Syslog {
                 let Some(line) = first_line(head, at_eof, max) else {
                     return;
                 };
-                let csv = self.format == Format::Csv
-                    || (syslog::parse(line, &self.clock).is_err() && csv::looks_like_csv(line));
-                if csv {
+                let auto = self.format == Format::Auto;
+                if self.format == Format::Atna || (auto && atna::looks_like_atna(head)) {
+                    self.format = Format::Atna;
+                    // A whole message on the first line: a message per line.
+                    layout = Some(
+                        if memchr::memmem::find(line, b"</AuditMessage>").is_some() {
+                            JsonLayout::Lines
+                        } else {
+                            JsonLayout::Document
+                        },
+                    );
+                } else if self.format == Format::Csv
+                    || (auto
+                        && syslog::parse(line, &self.clock).is_err()
+                        && csv::looks_like_csv(line))
+                {
                     self.format = Format::Csv;
                     self.csv_delimiter = Some(
                         self.opts
@@ -517,8 +528,20 @@ impl FrameSink {
                             .delimiter
                             .unwrap_or_else(|| csv::sniff_delimiter(line)),
                     );
+                    layout = Some(JsonLayout::Lines);
                 }
             }
+            if layout.is_none() {
+                layout = match self.format {
+                    Format::Syslog | Format::Csv => Some(JsonLayout::Lines),
+                    _ => sniff_json_layout(head, at_eof),
+                };
+            }
+            // A first line longer than any record: let the line framer reject it.
+            if layout.is_none() && head.len() > max {
+                layout = Some(JsonLayout::Lines);
+            }
+            let Some(layout) = layout else { return };
             let head = std::mem::take(head);
             let delimiter = self.csv_delimiter;
             self.framing = match layout {
@@ -594,8 +617,8 @@ impl FrameSink {
                 let sample = rec[..rec.len().min(SAMPLE_LEN)].to_vec();
                 self.skip(
                     0,
-                    "not a format emrwatch reads (the first record is neither JSON, syslog \
-                     nor delimited text): file skipped"
+                    "not a format emrwatch reads (the first record is neither JSON, syslog, \
+                     delimited text nor an ATNA audit message): file skipped"
                         .to_string(),
                     sample,
                 );
