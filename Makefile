@@ -5,7 +5,7 @@ DEMO_BIN := target/debug/emrwatch
 DEMO_STORE := target/demo-store
 DEMO_HOSPITAL := target/demo-hospital
 
-.PHONY: demo test bench lint fmt
+.PHONY: demo test bench lint fmt fuzz
 
 ## Build (the dev profile shared with the tests, see README "Build profiles"), generate a hospital, ingest it, detect, score the alerts.
 demo: $(DEMO_BIN)
@@ -34,6 +34,16 @@ test:
 ## Ingest side by side with DuckDB (installed into target/bench-venv) and arrow-json; writes benches/RESULTS.md.
 bench:
 	python3 benches/bench.py
+
+## Fuzz every decoder for FUZZ_SECONDS each (nightly and cargo-fuzz; not in CI). Keep what it finds: see README.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := fhir ndjson csv syslog atna auto
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 || exit 1; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

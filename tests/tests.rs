@@ -9,6 +9,7 @@ mod external;
 mod fhir;
 mod ingest_bad_input;
 mod ndjson;
+mod props;
 mod roundtrip;
 mod sql;
 mod store;
