@@ -124,28 +124,36 @@ struct Message {
     source: Option<String>,
 }
 
-fn attr(e: &BytesStart, name: &[u8]) -> Result<Option<String>, String> {
+/// The values of the attributes `names` (by local name), in one pass over
+/// the element's attributes; empty values are `None`.
+fn attrs<const N: usize>(e: &BytesStart, names: [&[u8]; N]) -> Result<[Option<String>; N], String> {
+    let mut out = [const { None }; N];
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| format!("bad XML attribute: {err}"))?;
-        if a.key.local_name().as_ref() == name {
+        let key = a.key.local_name();
+        if let Some(i) = names.iter().position(|n| *n == key.as_ref()) {
             let v = a
                 .unescape_value()
                 .map_err(|err| format!("bad XML attribute value: {err}"))?;
-            return Ok(Some(v.trim().to_string()).filter(|v| !v.is_empty()));
+            let v = v.trim();
+            if !v.is_empty() {
+                out[i] = Some(v.to_string());
+            }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// A coded value: DICOM's `csd-code`, RFC 3881's `code`.
 fn code(e: &BytesStart) -> Result<Option<String>, String> {
-    Ok(attr(e, b"csd-code")?.or(attr(e, b"code")?))
+    let [dicom, rfc3881] = attrs(e, [b"csd-code", b"code"])?;
+    Ok(dicom.or(rfc3881))
 }
 
 /// Reads one `<AuditMessage>…</AuditMessage>`.
 fn message(xml: &[u8]) -> Result<Message, String> {
+    // The slice reader borrows from `xml`: no copy of each event.
     let mut reader = Reader::from_reader(xml);
-    let mut buf = Vec::new();
     let mut m = Message::default();
     // Which parent the coded children belong to.
     #[derive(PartialEq)]
@@ -158,7 +166,7 @@ fn message(xml: &[u8]) -> Result<Message, String> {
     let mut within = In::Other;
     loop {
         let ev = reader
-            .read_event_into(&mut buf)
+            .read_event()
             .map_err(|e| format!("XML error at byte {}: {e}", reader.error_position()))?;
         let (e, empty) = match &ev {
             Event::Start(e) => (e, false),
@@ -172,20 +180,21 @@ fn message(xml: &[u8]) -> Result<Message, String> {
                     }
                     _ => {}
                 }
-                buf.clear();
                 continue;
             }
             Event::Eof => break,
-            _ => {
-                buf.clear();
-                continue;
-            }
+            _ => continue,
         };
         match e.local_name().as_ref() {
             b"EventIdentification" => {
-                m.action_code = attr(e, b"EventActionCode")?;
-                m.time = attr(e, b"EventDateTime")?;
-                m.outcome = attr(e, b"EventOutcomeIndicator")?;
+                [m.action_code, m.time, m.outcome] = attrs(
+                    e,
+                    [
+                        b"EventActionCode",
+                        b"EventDateTime",
+                        b"EventOutcomeIndicator",
+                    ],
+                )?;
                 if !empty {
                     within = In::Event;
                 }
@@ -193,11 +202,20 @@ fn message(xml: &[u8]) -> Result<Message, String> {
             b"EventID" if within == In::Event => m.event_id = code(e)?,
             b"EventTypeCode" if within == In::Event => m.event_types.extend(code(e)?),
             b"ActiveParticipant" => {
+                let [user, requestor, access_point, access_point_type] = attrs(
+                    e,
+                    [
+                        b"UserID",
+                        b"UserIsRequestor",
+                        b"NetworkAccessPointID",
+                        b"NetworkAccessPointTypeCode",
+                    ],
+                )?;
                 m.participants.push(Participant {
-                    user: attr(e, b"UserID")?,
-                    requestor: attr(e, b"UserIsRequestor")?.is_some_and(|v| v == "true"),
-                    access_point: attr(e, b"NetworkAccessPointID")?,
-                    access_point_type: attr(e, b"NetworkAccessPointTypeCode")?,
+                    user,
+                    requestor: requestor.is_some_and(|v| v == "true"),
+                    access_point,
+                    access_point_type,
                     role: None,
                 });
                 if !empty {
@@ -212,13 +230,22 @@ fn message(xml: &[u8]) -> Result<Message, String> {
                 }
             }
             b"AuditSourceIdentification" => {
-                m.source = m.source.take().or(attr(e, b"AuditSourceID")?);
+                let [id] = attrs(e, [b"AuditSourceID"])?;
+                m.source = m.source.take().or(id);
             }
             b"ParticipantObjectIdentification" => {
+                let [id, type_code, role] = attrs(
+                    e,
+                    [
+                        b"ParticipantObjectID",
+                        b"ParticipantObjectTypeCode",
+                        b"ParticipantObjectTypeCodeRole",
+                    ],
+                )?;
                 m.objects.push(Object {
-                    id: attr(e, b"ParticipantObjectID")?,
-                    type_code: attr(e, b"ParticipantObjectTypeCode")?,
-                    role: attr(e, b"ParticipantObjectTypeCodeRole")?,
+                    id,
+                    type_code,
+                    role,
                     id_type: None,
                 });
                 if !empty {
@@ -227,14 +254,13 @@ fn message(xml: &[u8]) -> Result<Message, String> {
             }
             b"ParticipantObjectIDTypeCode" if within == In::Object => {
                 if let Some(o) = m.objects.last_mut() {
-                    o.id_type = attr(e, b"originalText")?
-                        .or(attr(e, b"displayName")?)
-                        .or(code(e)?);
+                    let [text, display, dicom, rfc3881] =
+                        attrs(e, [b"originalText", b"displayName", b"csd-code", b"code"])?;
+                    o.id_type = text.or(display).or(dicom).or(rfc3881);
                 }
             }
             _ => {}
         }
-        buf.clear();
     }
     Ok(m)
 }
