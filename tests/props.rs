@@ -103,7 +103,9 @@ proptest! {
 
     #[test]
     fn small_chunks_frame_the_same_records_as_one(data in mangled()) {
-        for format in [Format::Ndjson, Format::Csv] {
+        // Syslog too: continuation lines cut off from their record by a
+        // chunk boundary rejoin it.
+        for format in [Format::Ndjson, Format::Csv, Format::Syslog] {
             prop_assert_eq!(
                 totals(&data, format, 1 << 20),
                 totals(&data, format, 7),

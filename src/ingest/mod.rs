@@ -418,6 +418,7 @@ pub fn decode_bytes(source: &str, data: &[u8], opts: &IngestOptions) -> Vec<Deco
         opts: opts.clone(),
         tx: Some(Outlet::Keep(Vec::new())),
         stopped: false,
+        held: None,
         csv_delimiter: None,
         csv: None,
         read_bytes: data.len() as u64,
@@ -446,6 +447,9 @@ struct FrameSink {
     tx: Option<Outlet>,
     /// The object is being skipped: nothing more is sent.
     stopped: bool,
+    /// Syslog: the last chunk, held until the next one shows whether it
+    /// starts with lines that continue this one's last record.
+    held: Option<Chunk>,
     /// CSV: the delimiter, once told.
     csv_delimiter: Option<u8>,
     /// CSV: the layout, once the header (or the mapping) gave it.
@@ -480,6 +484,7 @@ impl FrameSink {
             opts: opts.clone(),
             tx: Some(tx),
             stopped: false,
+            held: None,
             csv_delimiter: None,
             csv: None,
             read_bytes: 0,
@@ -651,10 +656,53 @@ impl FrameSink {
         self.stopped = true;
     }
 
-    fn forward(&mut self, chunk: Chunk) {
+    fn forward(&mut self, mut chunk: Chunk) {
         if self.stopped {
             return;
         }
+        if self.format != Format::Syslog {
+            if let Some(held) = self.held.take() {
+                self.dispatch(held);
+            }
+            self.dispatch(chunk);
+            return;
+        }
+        // A syslog record's indented continuation lines belong to the chunk
+        // that holds its first line, wherever the framer cut.
+        if let Some(held) = &mut self.held
+            && !held.spans.is_empty()
+            && held.buf.len() >= simd_json::INPUT_PADDING
+        {
+            let n = chunk
+                .spans
+                .iter()
+                .take_while(|s| syslog::is_continuation(&chunk.buf[s.start..s.end]))
+                .count();
+            if n > 0 {
+                held.buf.truncate(held.buf.len() - simd_json::INPUT_PADDING);
+                for s in chunk.spans.drain(..n) {
+                    let start = held.buf.len();
+                    held.buf.extend_from_slice(&chunk.buf[s.start..s.end]);
+                    held.spans.push(framing::Span {
+                        start,
+                        end: held.buf.len(),
+                        ..s
+                    });
+                }
+                held.buf
+                    .resize(held.buf.len() + simd_json::INPUT_PADDING, b' ');
+                if chunk.spans.is_empty() && chunk.rejects.is_empty() {
+                    return;
+                }
+            }
+        }
+        if let Some(held) = self.held.replace(chunk) {
+            self.dispatch(held);
+        }
+    }
+
+    /// Hands a chunk on to be decoded.
+    fn dispatch(&mut self, chunk: Chunk) {
         let work = Work {
             chunk,
             format: self.format,
@@ -700,6 +748,11 @@ impl FrameSink {
         if !chunk.spans.is_empty() || !chunk.rejects.is_empty() || self.read_bytes > 0 {
             self.send(chunk);
         }
+        if let Some(held) = self.held.take()
+            && !self.stopped
+        {
+            self.dispatch(held);
+        }
     }
 
     fn closed(&self) -> bool {
@@ -726,6 +779,7 @@ impl Default for FrameSink {
             opts: IngestOptions::default(),
             tx: None,
             stopped: false,
+            held: None,
             csv_delimiter: None,
             csv: None,
             read_bytes: 0,

@@ -479,7 +479,7 @@ pub fn decode_lines(
             sink.reject(
                 span.line,
                 "an indented line continues the record before it, and there is none here \
-                 (an indented first line, or a record split across chunks)"
+                 (an indented first line)"
                     .into(),
             );
             i += 1;
