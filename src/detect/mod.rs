@@ -549,9 +549,9 @@ pub fn rank(alerts: &mut [Alert]) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn dedup_keeps_every_patient_and_the_worst_summary() {
-        let al = |patient: &str, score: f64, first_us: i64| Alert {
+    /// An alert of rule `r` on `u1` about `patient`.
+    fn al(patient: &str, score: f64, first_us: i64) -> Alert {
+        Alert {
             alert_id: alert_id("r", "u1", first_us),
             run_id: "run".into(),
             rule_id: "r".into(),
@@ -566,7 +566,11 @@ mod tests {
             event_count: 2,
             score,
             summary: format!("about {patient}"),
-        };
+        }
+    }
+
+    #[test]
+    fn dedup_keeps_every_patient_and_the_worst_summary() {
         let out = dedup(vec![
             al("p1", 1.0, 100),
             al("p2", 5.0, 50),
@@ -591,22 +595,7 @@ mod tests {
 
     #[test]
     fn the_alert_id_tells_actors_apart_by_every_field_set() {
-        let mut a = Alert {
-            alert_id: String::new(),
-            run_id: "run".into(),
-            rule_id: "r".into(),
-            scenario: "s".into(),
-            severity: rule::Severity::High,
-            user_id: Some("u1".into()),
-            host: None,
-            src_ip: None,
-            patient_ids: Vec::new(),
-            first_us: 0,
-            last_us: 0,
-            event_count: 1,
-            score: 1.0,
-            summary: String::new(),
-        };
+        let mut a = al("p1", 1.0, 0);
         let only_user = alert_id("r", &a.actor_key(), a.first_us);
         assert_eq!(
             only_user,
