@@ -309,6 +309,7 @@ impl Mapping {
 
 /// A value as the mapping wants it: renamed by `[values]`, else as written;
 /// missing or empty, the `[defaults]` value.
+#[inline(always)]
 pub fn apply<'i>(value: Option<Cow<'i, str>>, spec: &'i FieldSpec) -> Option<Cow<'i, str>> {
     match value {
         Some(v) if v.is_empty() => spec.default.as_deref().map(Cow::Borrowed),

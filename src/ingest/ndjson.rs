@@ -92,6 +92,7 @@ impl NdjsonDecoder {
 }
 
 /// A scalar as text: strings as they are, numbers and booleans printed.
+#[inline(always)]
 fn text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
     if let Some(s) = v.into_string() {
         return Some(Cow::Borrowed(s));
