@@ -411,22 +411,8 @@ pub fn decode_bytes(source: &str, data: &[u8], opts: &IngestOptions) -> Vec<Deco
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
-    let mut sink = FrameSink {
-        source: source.into(),
-        framing: Framing::Undecided(Vec::new()),
-        format: opts.format,
-        opts: opts.clone(),
-        tx: Some(Outlet::Keep(Vec::new())),
-        stopped: false,
-        held: None,
-        csv_delimiter: None,
-        csv: None,
-        read_bytes: data.len() as u64,
-        clock: Arc::new(match opts.syslog_year {
-            Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
-            None => SyslogClock::new(now_us, opts.syslog_tz),
-        }),
-    };
+    let mut sink = FrameSink::new(source.into(), now_us, opts, Outlet::Keep(Vec::new()));
+    sink.read_bytes = data.len() as u64;
     sink.push(data, false);
     sink.finish(None);
     let Some(Outlet::Keep(works)) = sink.tx.take() else {
@@ -476,9 +462,11 @@ enum Framing {
 }
 
 impl FrameSink {
-    fn new(obj: &SourceObject, opts: &IngestOptions, tx: Outlet) -> Self {
+    /// A sink for the object at `source`, last modified at `modified_us`
+    /// (which dates its RFC 3164 syslog lines).
+    fn new(source: Arc<str>, modified_us: i64, opts: &IngestOptions, tx: Outlet) -> Self {
         Self {
-            source: obj.url.clone(),
+            source,
             framing: Framing::Undecided(Vec::new()),
             format: opts.format,
             opts: opts.clone(),
@@ -490,7 +478,7 @@ impl FrameSink {
             read_bytes: 0,
             clock: Arc::new(match opts.syslog_year {
                 Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
-                None => SyslogClock::new(obj.modified_us, opts.syslog_tz),
+                None => SyslogClock::new(modified_us, opts.syslog_tz),
             }),
         }
     }
@@ -893,7 +881,12 @@ enum Reading {
 
 /// Reads one object to the end (on a blocking thread), sending its chunks to `tx`.
 fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mpsc::Sender<Work>) {
-    let mut sink = Box::new(FrameSink::new(&obj, opts, Outlet::Channel(tx)));
+    let mut sink = Box::new(FrameSink::new(
+        obj.url.clone(),
+        obj.modified_us,
+        opts,
+        Outlet::Channel(tx),
+    ));
     let mut bytes_in = match handle.block_on(object_store::ObjectStoreExt::get(
         obj.store.as_ref(),
         &obj.path,
