@@ -49,6 +49,7 @@ fuzz:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 fmt:

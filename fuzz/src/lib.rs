@@ -21,6 +21,10 @@ pub fn check(format: Format, data: &[u8]) {
         records += d.records;
     }
     if matches!(format, Format::Ndjson | Format::Csv | Format::Syslog) {
-        assert_eq!(rows + rejects, records, "every framed record is a row or a reject");
+        assert_eq!(
+            rows + rejects,
+            records,
+            "every framed record is a row or a reject"
+        );
     }
 }
