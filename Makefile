@@ -49,7 +49,7 @@ fuzz:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	cd fuzz && $(CARGO) fmt -- --check
+	rustfmt --edition 2024 --check fuzz/src/lib.rs fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --all-targets -- -D warnings
 
 fmt:
