@@ -27,22 +27,11 @@ fn atna_files() -> Vec<PathBuf> {
     files
 }
 
-fn row(store: &Path, file: &str) -> serde_json::Map<String, serde_json::Value> {
-    let rows = query(
-        store,
-        &format!(
-            "SELECT CAST(ts AS BIGINT) AS us, user_id, user_role, patient_id, action, resource, \
-             outcome, workstation, src_ip, app FROM access_events WHERE source LIKE '%/{file}'"
-        ),
-    );
+/// The one event read from `file`.
+fn row(store: &Path, file: &str) -> Row {
+    let rows = events_from(store, file);
     assert_eq!(rows.len(), 1, "{file}: {rows:?}");
     rows.into_iter().next().unwrap()
-}
-
-fn check(row: &serde_json::Map<String, serde_json::Value>, want: &[(&str, Option<&str>)]) {
-    for (col, v) in want {
-        assert_eq!(s(row, col), *v, "column {col} of {row:?}");
-    }
 }
 
 #[test]

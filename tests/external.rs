@@ -6,8 +6,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-type Row = serde_json::Map<String, serde_json::Value>;
-
 /// AuditEvents in a JSON file, counted independently of emrwatch with serde_json.
 fn audit_events_in(path: &Path) -> usize {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -42,22 +40,6 @@ fn json_audit_event_files() -> Vec<std::path::PathBuf> {
     files
 }
 
-fn by_source(store: &Path, file: &str) -> Vec<Row> {
-    query(
-        store,
-        &format!(
-            "SELECT CAST(ts AS BIGINT) AS us, user_id, user_role, patient_id, action, resource, outcome, \
-             workstation, src_ip, app FROM access_events WHERE source LIKE '%/{file}' ORDER BY us"
-        ),
-    )
-}
-
-fn check(row: &Row, expected: &[(&str, Option<&str>)]) {
-    for (col, want) in expected {
-        assert_eq!(s(row, col), *want, "column {col} of {row:?}");
-    }
-}
-
 #[test]
 fn every_json_audit_event_ingests_and_five_map_exactly() {
     let files = json_audit_event_files();
@@ -83,7 +65,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
     );
 
     // Values below were read by hand from each file.
-    let login = by_source(&store, "AuditEvent-example-login.json");
+    let login = events_from(&store, "AuditEvent-example-login.json");
     assert_eq!(login.len(), 1);
     assert_eq!(login[0]["us"].as_i64(), Some(us("2013-06-20T23:41:23Z")));
     check(
@@ -100,7 +82,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
         ],
     );
 
-    let media = by_source(&store, "AuditEvent-example-media.json");
+    let media = events_from(&store, "AuditEvent-example-media.json");
     assert_eq!(media[0]["us"].as_i64(), Some(us("2015-08-27T23:42:24Z")));
     check(
         &media[0],
@@ -115,7 +97,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
         ],
     );
 
-    let rest = by_source(&store, "AuditEvent-example-rest.json");
+    let rest = events_from(&store, "AuditEvent-example-rest.json");
     check(
         &rest[0],
         &[
@@ -125,7 +107,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
         ],
     );
 
-    let error = by_source(&store, "AuditEvent-example-error.json");
+    let error = events_from(&store, "AuditEvent-example-error.json");
     check(
         &error[0],
         &[
@@ -136,7 +118,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
     );
 
     // No agent is the requestor: the first agent acts; +11:00 is converted to UTC.
-    let start = by_source(&store, "AuditEvent-example.json");
+    let start = events_from(&store, "AuditEvent-example.json");
     assert_eq!(start[0]["us"].as_i64(), Some(us("2012-10-25T11:04:27Z")));
     check(
         &start[0],
@@ -148,7 +130,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
         ],
     );
 
-    let delete = by_source(&store, "AuditEvent-ex-auditBasicDelete2.json");
+    let delete = events_from(&store, "AuditEvent-ex-auditBasicDelete2.json");
     assert_eq!(delete[0]["us"].as_i64(), Some(us("2020-04-29T09:49:00Z")));
     check(
         &delete[0],
@@ -163,7 +145,7 @@ fn every_json_audit_event_ingests_and_five_map_exactly() {
         ],
     );
 
-    let gematik = by_source(
+    let gematik = events_from(
         &store,
         "AuditEvent-9361863d-fec0-4ba9-8776-7905cf1b0cfa.1.5.2.json",
     );

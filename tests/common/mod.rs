@@ -91,6 +91,28 @@ pub fn scalar(store: &Path, sql: &str) -> i64 {
         .unwrap_or_else(|| panic!("{sql}: {rows:?}"))
 }
 
+/// A result row of [`query`].
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The access events read from the source file named `file`, oldest first,
+/// with `ts` as `us` (UTC microseconds).
+pub fn events_from(store: &Path, file: &str) -> Vec<Row> {
+    query(
+        store,
+        &format!(
+            "SELECT CAST(ts AS BIGINT) AS us, user_id, user_role, patient_id, action, resource, outcome, \
+             workstation, src_ip, app FROM access_events WHERE source LIKE '%/{file}' ORDER BY us"
+        ),
+    )
+}
+
+/// Asserts the text columns of `row`, naming the column that differs.
+pub fn check(row: &Row, expected: &[(&str, Option<&str>)]) {
+    for (col, want) in expected {
+        assert_eq!(s(row, col), *want, "column {col} of {row:?}");
+    }
+}
+
 /// A string field of a row (None for null/missing).
 pub fn s<'a>(row: &'a serde_json::Map<String, serde_json::Value>, col: &str) -> Option<&'a str> {
     row.get(col).and_then(|v| v.as_str())
