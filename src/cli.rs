@@ -10,7 +10,7 @@ use crate::sql::output::OutputFormat;
 
 /// Catch inappropriate access to patient records in EMR audit logs.
 #[derive(Debug, Parser)]
-#[command(name = "emrwatch", version, about, long_about = None)]
+#[command(name = "emrwatch", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -40,6 +40,88 @@ pub enum Command {
     Scan(ScanArgs),
     /// List the detection rules: id, scenario, severity, look-back, description.
     Rules(RulesArgs),
+    /// The scheduled job: ingest what is new, detect, deliver alerts to the SIEM.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  emrwatch run --config /etc/emrwatch/emrwatch.toml
+  emrwatch run --store s3://audit/emrwatch --source /var/log/emr/ --ref /etc/emrwatch/ref \\
+               --sink cef+tcp://siem.example.org:514 --fail-on high
+
+Each run lists the sources and reads only what is new: new objects, and the
+bytes appended to a local file since the last run (a rotated or truncated file
+is read from its start). What was read is committed in the same Delta commit
+as the data, so a run killed at any moment and run again loses and duplicates
+nothing. The rules then search the new events (plus each rule's look-back) and
+alerts not raised before go to the sinks. Flags override the config file.
+
+Exit status: 0 no new alert at or above --fail-on, 1 some, 2 error. A run that
+finds another holding the store's lock does nothing and exits 0.";
+
+/// `emrwatch run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (see contrib/emrwatch.toml).
+    #[arg(long, short = 'c', value_name = "FILE", env = "EMRWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Store root: a folder, file:// or s3://bucket/prefix URL [config: store].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Reference folder: staff.csv, patients.csv, encounters.csv [config: reference].
+    #[arg(long = "ref", value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+    /// Folder of rule files (*.sql) instead of the built-in rules [config: rules].
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Rule threshold RULE.PARAM=VALUE, repeatable [config: [thresholds]].
+    #[arg(long = "set", value_name = "RULE.PARAM=VALUE")]
+    pub set: Vec<String>,
+    /// Exit 1 when a new alert is at least this severe: low, medium, high, critical, never
+    /// [config: fail_on; default high].
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Log source: a folder, file, glob, file:// or s3:// URL; repeatable; replaces the
+    /// config's sources [config: [[source]] url, glob].
+    #[arg(long = "source", value_name = "URL")]
+    pub sources: Vec<String>,
+    /// Format of the --source inputs.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    /// Field mapping TOML for the --source inputs.
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Zone of syslog times without one, for the --source inputs.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub syslog_tz: String,
+    /// Alert sink URL, repeatable; replaces the config's sinks: cef+udp://HOST:PORT,
+    /// cef+tcp://…, cef+tls://…, leef+udp|tcp|tls://…, ecs+file:///PATH [config: sinks].
+    #[arg(long = "sink", value_name = "URL")]
+    pub sinks: Vec<String>,
+    /// PEM CA certificates for +tls sinks (default: the system's) [config: [tls] ca_file].
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds a file must be unchanged before its unterminated last line, or a compressed
+    /// file, is read [config: settle_seconds; default 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub settle_seconds: Option<u64>,
+    /// Decoding threads (default: all cores) [config: threads].
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// S3 endpoint of a non-AWS server [config: [s3] endpoint; env AWS_ENDPOINT_URL].
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [config: [s3] region; env AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Allow a plain http:// S3 endpoint [config: [s3] allow_http; env AWS_ALLOW_HTTP].
+    #[arg(long)]
+    pub s3_allow_http: bool,
+    /// New alerts shown in the terminal table (0: only the summary line).
+    #[arg(long, default_value_t = 0)]
+    pub show: usize,
 }
 
 const DETECT_EXAMPLES: &str = "\
@@ -63,7 +145,7 @@ The archive is read in memory (nothing is written to a store), then every rule
 runs over all of it.";
 
 /// Which rules to run and how to tune them.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RuleArgs {
     /// Folder of rule files (*.sql) to run instead of the built-in rules.
     #[arg(long, value_name = "DIR")]

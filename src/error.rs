@@ -56,6 +56,25 @@ pub enum Error {
         #[source]
         source: deltalake::DeltaTableError,
     },
+    /// The configuration file or a flag of `emrwatch run` is wrong.
+    #[error("config {path}: {reason}")]
+    Config {
+        /// The file (or flag).
+        path: String,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// Another run committed the same work first (Delta commit conflict).
+    #[error(
+        "store {root}: another emrwatch run committed first ({reason}); this run's work is \
+         discarded, run again to continue from what it committed"
+    )]
+    Conflict {
+        /// The store root URL.
+        root: String,
+        /// Delta's conflict.
+        reason: String,
+    },
     /// A query failed (SQL syntax, unknown column, …).
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

@@ -15,13 +15,16 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod functions;
 pub mod ingest;
 pub mod reference;
+pub mod run;
 pub mod schema;
+pub mod siem;
 pub mod sql;
 pub mod store;
 pub mod synth;

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(emrwatch::commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(emrwatch::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }

@@ -11,6 +11,8 @@ mod ingest_bad_input;
 mod ndjson;
 mod props;
 mod roundtrip;
+mod run;
+mod siem;
 mod sql;
 mod store;
 mod synth;

@@ -325,16 +325,39 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
     let views = load_views(&args.rules)?;
     let reference = load_reference(&args.out)?;
     let store = Store::new(&args.store.store)?;
+    let run_id = new_run_id();
+    let (mut new, suppressed, ran) =
+        detect_new(&store, &reference, &rules, errors, &views, range, &run_id).await?;
+    store_alerts(&store, &new, &run_id, "detect", &[]).await?;
+    deliver(&args.out, &mut new, suppressed)?;
+    eprintln!(
+        "detect: {ran} of {} rules ran, {} new alerts, {suppressed} suppressed, in {:.2}s (run {run_id})",
+        rules.len(),
+        new.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs the rules over `range` of the store. Returns the alerts not already
+/// in its `alerts` table, how many were (suppressed), and how many rules ran.
+pub async fn detect_new(
+    store: &Store,
+    reference: &Reference,
+    rules: &[Rule],
+    errors: Vec<RuleError>,
+    views: &[View],
+    range: Range,
+    run_id: &str,
+) -> Result<(Vec<Alert>, usize, usize)> {
     // One session: the store's tables registered their object store in its runtime.
-    let ctx = crate::sql::session::open(&store).await?;
+    let ctx = crate::sql::session::open(store).await?;
     reference.register(&ctx)?;
     let all = Events {
         access: ctx.table_provider(ACCESS_EVENTS).await?,
         system: ctx.table_provider(SYSTEM_EVENTS).await?,
     };
-    let run_id = new_run_id();
-    let (found, ran) = run_rules_over(&ctx, &all, &views, &rules, errors, range, &run_id).await?;
-
+    let (found, ran) = run_rules_over(&ctx, &all, views, rules, errors, range, run_id).await?;
     // Alerts raised by earlier runs are not raised again.
     let known: HashSet<String> = ctx
         .sql("SELECT alert_id FROM alerts")
@@ -352,29 +375,40 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
         })
         .collect();
     let total = found.len();
-    let mut new: Vec<Alert> = found
+    let new: Vec<Alert> = found
         .into_iter()
         .filter(|a| !known.contains(&a.alert_id))
         .collect();
     let suppressed = total - new.len();
-    if !new.is_empty() {
-        let batch = det::to_batch(&new, chrono::Utc::now().timestamp_micros())?;
-        let mut w = store.writer("alerts", &schema::alerts()).await?;
-        w.write(&batch, schema::alerts::FIRST_TS).await?;
-        let meta = HashMap::from([
-            ("emrwatch.run_id".to_string(), serde_json::json!(run_id)),
-            ("emrwatch.command".to_string(), serde_json::json!("detect")),
-            ("emrwatch.alerts".to_string(), serde_json::json!(new.len())),
-        ]);
-        w.commit(meta).await?;
+    Ok((new, suppressed, ran))
+}
+
+/// Appends `alerts` to the store's `alerts` table in one commit, recording
+/// `txns` in it (which commits even when there is no alert).
+pub async fn store_alerts(
+    store: &Store,
+    alerts: &[Alert],
+    run_id: &str,
+    command: &str,
+    txns: &[(&str, i64)],
+) -> Result<()> {
+    if alerts.is_empty() && txns.is_empty() {
+        return Ok(());
     }
-    deliver(&args.out, &mut new, suppressed)?;
-    eprintln!(
-        "detect: {ran} of {} rules ran, {} new alerts, {suppressed} suppressed, in {:.2}s (run {run_id})",
-        rules.len(),
-        new.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let mut w = store.writer("alerts", &schema::alerts()).await?;
+    if !alerts.is_empty() {
+        let batch = det::to_batch(alerts, chrono::Utc::now().timestamp_micros())?;
+        w.write(&batch, schema::alerts::FIRST_TS).await?;
+    }
+    let meta = HashMap::from([
+        ("emrwatch.run_id".to_string(), serde_json::json!(run_id)),
+        ("emrwatch.command".to_string(), serde_json::json!(command)),
+        (
+            "emrwatch.alerts".to_string(),
+            serde_json::json!(alerts.len()),
+        ),
+    ]);
+    w.commit_with(meta, txns).await?;
     Ok(())
 }
 

@@ -5,17 +5,15 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{BinaryBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::IngestArgs;
 use crate::error::{Error, Result};
 use crate::ingest::mapping::Mapping;
-use crate::ingest::{IngestOptions, Reject, Table, decode_stream, source};
-use crate::schema;
-use crate::store::{Store, TableWriter};
+use crate::ingest::{IngestOptions, Table, decode_stream, source};
+use crate::store::Store;
+use crate::store::ingest::{IngestWriter, REJECTS};
 
 /// Totals of one ingest run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -88,11 +86,8 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         objects: objects.len(),
         ..IngestSummary::default()
     };
-    // One writer per table the inputs fill, opened on its first batch.
-    let mut writers: Vec<(Table, TableWriter)> = Vec::new();
-    let mut rejects: Vec<Reject> = Vec::new();
-    let mut rejects_writer = None;
     let run_started_us = chrono::Utc::now().timestamp_micros();
+    let mut writer = IngestWriter::new(&store, run_started_us, None);
     let bar = progress_bar(&args, total);
 
     let stream = decode_stream(objects, &opts);
@@ -114,25 +109,11 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         summary.stored += d.batch.num_rows() as u64;
         summary.rejected += d.rejects.len() as u64;
         summary.skipped += d.skipped;
-        if !args.dry_run && d.batch.num_rows() > 0 {
-            let i = match writers.iter().position(|(t, _)| *t == d.table) {
-                Some(i) => i,
-                None => {
-                    let w = store.writer(d.table.name(), &d.table.schema()).await?;
-                    writers.push((d.table, w));
-                    writers.len() - 1
-                }
-            };
-            writers[i].1.write(&d.batch, schema::TS).await?;
-        }
         // A dry run counts rejects but keeps none, so memory stays flat on garbage input.
         if !args.dry_run {
-            rejects.extend(d.rejects);
-            if rejects.len() >= 8192 {
-                flush_rejects(&store, &mut rejects_writer, &mut rejects, run_started_us).await?;
-            }
+            writer.add(d).await?;
         }
-        bar.inc(d.read_bytes);
+        bar.inc(summary.read_bytes - bar.position());
         bar.set_message(format!(
             "{} records, {} rejected, {:.0} records/s",
             summary.records,
@@ -143,29 +124,15 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
     bar.finish_and_clear();
 
     let run_id = format!("ingest-{run_started_us}");
-    let metadata = |table: &str, rows: u64| -> HashMap<String, serde_json::Value> {
-        HashMap::from([
-            ("emrwatch.run_id".to_string(), run_id.clone().into()),
-            ("emrwatch.table".to_string(), table.into()),
-            ("emrwatch.rows".to_string(), rows.into()),
-        ])
-    };
+    let metadata = HashMap::from([("emrwatch.run_id".to_string(), run_id.into())]);
     let mut committed = Vec::new();
-    for (table, w) in writers {
-        let rows = w.rows();
-        if let Some(v) = w.commit(metadata(table.name(), rows)).await? {
-            committed.push(format!("{} version {v}", table.name()));
-            if table == Table::AccessEvents {
-                summary.version = Some(v);
-            }
+    for (table, v) in writer.commit(metadata, &[]).await? {
+        if table == Table::AccessEvents.name() {
+            summary.version = Some(v);
         }
-    }
-    if !rejects.is_empty() {
-        flush_rejects(&store, &mut rejects_writer, &mut rejects, run_started_us).await?;
-    }
-    if let Some(w) = rejects_writer {
-        let rows = w.rows();
-        w.commit(metadata("rejects", rows)).await?;
+        if table != REJECTS {
+            committed.push(format!("{table} version {v}"));
+        }
     }
 
     let secs = started.elapsed().as_secs_f64().max(1e-6);
@@ -197,54 +164,4 @@ pub async fn run(args: IngestArgs) -> Result<IngestSummary> {
         );
     }
     Ok(summary)
-}
-
-/// Appends `rejects` to the `rejects` table (opening its writer on first use) and empties it.
-async fn flush_rejects(
-    store: &Store,
-    writer: &mut Option<TableWriter>,
-    rejects: &mut Vec<Reject>,
-    ingested_at: i64,
-) -> Result<()> {
-    let w = match writer {
-        Some(w) => w,
-        None => writer.insert(store.writer("rejects", &schema::rejects()).await?),
-    };
-    w.write(
-        &rejects_batch(rejects, ingested_at)?,
-        schema::rejects::INGESTED_AT,
-    )
-    .await?;
-    rejects.clear();
-    Ok(())
-}
-
-/// The `rejects` rows of `rejects`, all stamped `ingested_at`.
-fn rejects_batch(rejects: &[Reject], ingested_at: i64) -> Result<RecordBatch> {
-    let n = rejects.len();
-    let mut at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut source = StringBuilder::new();
-    let mut line = Int64Builder::with_capacity(n);
-    let mut offset = Int64Builder::with_capacity(n);
-    let mut reason = StringBuilder::new();
-    let mut sample = BinaryBuilder::new();
-    for r in rejects {
-        at.append_value(ingested_at);
-        source.append_value(&r.source);
-        line.append_value(r.line as i64);
-        offset.append_value(r.offset as i64);
-        reason.append_value(&r.reason);
-        sample.append_value(&r.sample);
-    }
-    Ok(RecordBatch::try_new(
-        schema::rejects(),
-        vec![
-            Arc::new(at.finish()),
-            Arc::new(source.finish()),
-            Arc::new(line.finish()),
-            Arc::new(offset.finish()),
-            Arc::new(reason.finish()),
-            Arc::new(sample.finish()),
-        ],
-    )?)
 }

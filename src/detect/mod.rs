@@ -534,6 +534,87 @@ pub fn to_batch(alerts: &[Alert], now_us: i64) -> arrow::error::Result<RecordBat
     RecordBatch::try_new(schema::alerts(), columns)
 }
 
+/// Alerts read back from rows of the `alerts` table (columns by name).
+pub fn from_batch(b: &RecordBatch) -> Result<Vec<Alert>, String> {
+    let text = |name: &str| -> Result<Vec<Option<String>>, String> {
+        let c = b
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column {name}"))?;
+        let c = cast(c, &DataType::Utf8).map_err(|e| e.to_string())?;
+        Ok(c.as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    };
+    let time = |name: &str| -> Result<Vec<i64>, String> {
+        let c = b
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column {name}"))?;
+        Ok(c.as_primitive::<TimestampMicrosecondType>()
+            .values()
+            .to_vec())
+    };
+    let (ids, runs, rules, scenarios, severities) = (
+        text("alert_id")?,
+        text("run_id")?,
+        text("rule_id")?,
+        text("scenario")?,
+        text("severity")?,
+    );
+    let (users, hosts, ips, summaries) = (
+        text("user_id")?,
+        text("host")?,
+        text("src_ip")?,
+        text("summary")?,
+    );
+    let (first, last) = (time("first_ts")?, time("last_ts")?);
+    let count = b
+        .column_by_name("event_count")
+        .ok_or("no column event_count")?
+        .as_primitive::<Int64Type>()
+        .clone();
+    let score = b
+        .column_by_name("score")
+        .ok_or("no column score")?
+        .as_primitive::<Float64Type>()
+        .clone();
+    let patients = b
+        .column_by_name("patient_ids")
+        .ok_or("no column patient_ids")?
+        .as_list::<i32>()
+        .clone();
+    let mut out = Vec::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        let pids = patients.value(i);
+        let pids = cast(&pids, &DataType::Utf8).map_err(|e| e.to_string())?;
+        out.push(Alert {
+            alert_id: ids[i].clone().unwrap_or_default(),
+            run_id: runs[i].clone().unwrap_or_default(),
+            rule_id: rules[i].clone().unwrap_or_default(),
+            scenario: scenarios[i].clone().unwrap_or_default(),
+            severity: severities[i]
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(rule::Severity::Medium),
+            user_id: users[i].clone(),
+            host: hosts[i].clone(),
+            src_ip: ips[i].clone(),
+            patient_ids: pids
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect(),
+            first_us: first[i],
+            last_us: last[i],
+            event_count: count.value(i),
+            score: score.value(i),
+            summary: summaries[i].clone().unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
 /// Orders alerts worst first: severity, then score, then time.
 pub fn rank(alerts: &mut [Alert]) {
     alerts.sort_by(|x, y| {

@@ -59,6 +59,15 @@ pub struct Chunk {
 /// How many leading bytes of a rejected record are kept.
 pub const SAMPLE_LEN: usize = 256;
 
+/// A place in a source: a byte offset and the line number of the record there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// Byte offset in the (uncompressed) source.
+    pub offset: u64,
+    /// 1-based line number of the record starting at `offset`.
+    pub line: u64,
+}
+
 /// Splits a stream into newline-delimited records (CRLF tolerated, blank lines skipped).
 #[derive(Debug)]
 pub struct LineFramer {
@@ -167,14 +176,52 @@ impl LineFramer {
 
     /// Ends the stream: the last record needs no trailing newline. Returns the
     /// final chunk (possibly empty of records but carrying rejects).
-    pub fn finish(mut self) -> Chunk {
+    pub fn finish(self) -> Chunk {
+        self.finish_at().0
+    }
+
+    /// [`LineFramer::finish`], also returning where the stream ended.
+    pub fn finish_at(mut self) -> (Chunk, Position) {
         if self.discarding {
             self.end_discard(0);
         } else if self.buf.len() > self.partial_start {
             let len = (self.buf.len() - self.partial_start) as u64;
             self.complete_record(len);
         }
-        self.take_chunk()
+        let at = self.position();
+        (self.take_chunk(), at)
+    }
+
+    /// Ends a read of a file that is still being written: a last record
+    /// without its line feed may be half written, so it is left out, and the
+    /// position returned is where it starts (the next read begins there).
+    pub fn finish_whole_lines(mut self) -> (Chunk, Position) {
+        if self.discarding {
+            // The skipped record is not over yet: the next read rejects it whole.
+            self.rejects.pop();
+            self.discarding = false;
+            self.discarded_len = 0;
+            self.discarded_lines = 0;
+        }
+        self.buf.truncate(self.partial_start);
+        let at = self.position();
+        (self.take_chunk(), at)
+    }
+
+    /// Where the record being received starts.
+    pub fn position(&self) -> Position {
+        Position {
+            offset: self.offset,
+            line: self.line,
+        }
+    }
+
+    /// Continues numbering at `at`: the bytes pushed next are those of a
+    /// resumed read starting there. Only between records.
+    pub fn seek(&mut self, at: Position) {
+        assert_eq!(self.partial_start, self.buf.len(), "seek between records");
+        self.offset = at.offset;
+        self.line = at.line;
     }
 
     /// The record in `buf[partial_start..]` is complete; `consumed` is how many

@@ -32,10 +32,12 @@ use tokio::sync::mpsc;
 use self::builder::{AccessBuilder, SystemBuilder};
 use self::csv::{CsvDecoder, CsvLayout};
 use self::fhir::FhirDecoder;
-use self::framing::{Chunk, DocumentFramer, JsonLayout, LineFramer, SAMPLE_LEN, sniff_json_layout};
+use self::framing::{
+    Chunk, DocumentFramer, JsonLayout, LineFramer, Position, SAMPLE_LEN, sniff_json_layout,
+};
 use self::mapping::Mapping;
 use self::ndjson::NdjsonDecoder;
-use self::source::{Compression, SourceObject};
+use self::source::{Compression, Reached, SourceObject};
 use self::syslog::SyslogClock;
 
 /// Input formats.
@@ -442,6 +444,16 @@ struct FrameSink {
     csv: Option<Arc<CsvLayout>>,
     read_bytes: u64,
     clock: Arc<SyslogClock>,
+    /// A file still being written: leave a last line without its line feed.
+    whole_lines: bool,
+    /// The object turned out to be gzip or zstd.
+    compressed: bool,
+    /// A resumed read: where the bytes pushed next start, applied when the
+    /// line framer is made.
+    pending_seek: Option<Position>,
+    /// A resumed read: records before this line were stored by an earlier
+    /// run (the first line is read again only to tell the format).
+    keep_from_line: u64,
 }
 
 /// Where framed chunks go: to the decoding threads, or kept for a caller
@@ -480,7 +492,39 @@ impl FrameSink {
                 Some(year) => SyslogClock::in_year(year, opts.syslog_tz),
                 None => SyslogClock::new(modified_us, opts.syslog_tz),
             }),
+            whole_lines: false,
+            compressed: false,
+            pending_seek: None,
+            keep_from_line: 0,
         }
+    }
+
+    /// Starts a read that resumes at `at`: `first_line` (the object's first
+    /// line, with its line feed, or empty if it is too long to fetch) is
+    /// framed to tell the format, then numbering jumps to `at`.
+    fn resume(&mut self, first_line: &[u8], at: Position) {
+        self.keep_from_line = at.line;
+        self.pending_seek = Some(at);
+        if first_line.is_empty() {
+            return;
+        }
+        // Frame the first line as line 1, then continue at `at`.
+        self.pending_seek = None;
+        self.push(first_line, false);
+        match &mut self.framing {
+            Framing::Lines(f) => f.seek(at),
+            Framing::Undecided(_) => self.pending_seek = Some(at),
+            Framing::Document(_) | Framing::Closed => self.fail(
+                "the object grew, but it is one JSON or XML document, not lines: it cannot be \
+                 resumed (ingest it again whole with `emrwatch ingest` if needed)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Rejects the object with `reason` and reads no more of it.
+    fn fail(&mut self, reason: String) {
+        self.skip(0, reason, Vec::new());
     }
 
     fn push(&mut self, data: &[u8], at_eof: bool) {
@@ -544,10 +588,14 @@ impl FrameSink {
                         self.opts.max_record_bytes,
                         self.opts.chunk_bytes,
                     );
-                    Framing::Lines(match delimiter {
+                    let mut framer = match delimiter {
                         Some(d) => framer.with_quotes(d),
                         None => framer,
-                    })
+                    };
+                    if let Some(at) = self.pending_seek.take() {
+                        framer.seek(at);
+                    }
+                    Framing::Lines(framer)
                 }
                 JsonLayout::Document => Framing::Document(DocumentFramer::new(
                     self.source.clone(),
@@ -648,6 +696,10 @@ impl FrameSink {
         if self.stopped {
             return;
         }
+        if self.keep_from_line > 1 {
+            let keep = self.keep_from_line;
+            chunk.spans.retain(|s| s.line >= keep);
+        }
         if self.format != Format::Syslog {
             if let Some(held) = self.held.take() {
                 self.dispatch(held);
@@ -711,13 +763,28 @@ impl FrameSink {
         }
     }
 
-    /// Ends the object, adding `extra` (a stream error) as a reject after the last record.
-    fn finish(&mut self, extra: Option<String>) {
+    /// Ends the object, adding `extra` (a stream error) as a reject after the
+    /// last record. Returns where line framing stopped (the next record).
+    fn finish(&mut self, extra: Option<String>) -> Option<Position> {
         if let Framing::Undecided(_) = self.framing {
-            self.push(&[], true);
+            self.push(&[], !self.whole_lines);
         }
+        let mut reached = None;
         let mut chunk = match std::mem::take(&mut self.framing) {
-            Framing::Lines(f) => f.finish(),
+            Framing::Lines(f) => {
+                let (chunk, at) = if self.whole_lines {
+                    f.finish_whole_lines()
+                } else {
+                    f.finish_at()
+                };
+                reached = Some(at);
+                chunk
+            }
+            // A document still being written is read once it is complete.
+            Framing::Document(_) if self.whole_lines => Chunk {
+                source: self.source.clone(),
+                ..Chunk::default()
+            },
             Framing::Document(d) => d.finish(),
             Framing::Undecided(_) | Framing::Closed => Chunk {
                 source: self.source.clone(),
@@ -741,6 +808,7 @@ impl FrameSink {
         {
             self.dispatch(held);
         }
+        reached
     }
 
     fn closed(&self) -> bool {
@@ -772,6 +840,10 @@ impl Default for FrameSink {
             csv: None,
             read_bytes: 0,
             clock: Arc::new(SyslogClock::in_year(1970, chrono_tz::Tz::UTC)),
+            whole_lines: false,
+            compressed: false,
+            pending_seek: None,
+            keep_from_line: 0,
         }
     }
 }
@@ -839,7 +911,7 @@ impl Decompressor {
 /// reader's own blocking thread: `object_store`'s generic stream hands out
 /// 8 KiB pieces, one thread-pool hop each, which cost more than the parsing.
 enum ByteSource {
-    File(std::fs::File),
+    File(std::io::Take<std::fs::File>),
     Stream(futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>),
 }
 
@@ -847,10 +919,15 @@ enum ByteSource {
 const READ_BLOCK: usize = 1 << 20;
 
 impl ByteSource {
-    fn new(payload: object_store::GetResultPayload) -> Self {
-        match payload {
-            object_store::GetResultPayload::File(f, _) => Self::File(f),
-            object_store::GetResultPayload::Stream(s) => Self::Stream(s),
+    fn new(result: object_store::GetResult) -> std::io::Result<Self> {
+        match result.payload {
+            object_store::GetResultPayload::File(mut f, _) => {
+                use std::io::{Read, Seek};
+                // A ranged read of a local file hands back the whole file.
+                f.seek(std::io::SeekFrom::Start(result.range.start))?;
+                Ok(Self::File(f.take(result.range.end - result.range.start)))
+            }
+            object_store::GetResultPayload::Stream(s) => Ok(Self::Stream(s)),
         }
     }
 
@@ -861,7 +938,7 @@ impl ByteSource {
                 // read_to_end fills spare capacity without zeroing it first
                 // (zeroing a fresh megabyte per block was 3 % of a run).
                 let mut buf = Vec::with_capacity(READ_BLOCK);
-                if let Err(e) = f.take(READ_BLOCK as u64).read_to_end(&mut buf) {
+                if let Err(e) = f.by_ref().take(READ_BLOCK as u64).read_to_end(&mut buf) {
                     return Some(Err(e.to_string()));
                 }
                 (!buf.is_empty()).then(|| Ok(buf.into()))
@@ -887,11 +964,32 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
         opts,
         Outlet::Channel(tx),
     ));
-    let mut bytes_in = match handle.block_on(object_store::ObjectStoreExt::get(
-        obj.store.as_ref(),
-        &obj.path,
-    )) {
-        Ok(r) => ByteSource::new(r.payload),
+    let spec = obj.read.clone();
+    let start = spec.as_ref().map_or(Position::default(), |s| s.start);
+    let end = spec.as_ref().and_then(|s| s.end);
+    if let Some(spec) = &spec {
+        sink.whole_lines = spec.whole_lines;
+        if start.offset > 0 {
+            match read_preamble(handle, &obj, end) {
+                Ok(first) => sink.resume(&first, start),
+                Err(e) => {
+                    sink.fail(format!("cannot read object: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+    let options = object_store::GetOptions {
+        range: (start.offset > 0 || end.is_some())
+            .then(|| object_store::GetRange::Bounded(start.offset..end.unwrap_or(u64::MAX))),
+        ..Default::default()
+    };
+    let got = handle
+        .block_on(obj.store.get_opts(&obj.path, options))
+        .map_err(|e| e.to_string())
+        .and_then(|r| ByteSource::new(r).map_err(|e| e.to_string()));
+    let mut bytes_in = match got {
+        Ok(b) => b,
         Err(e) => {
             let mut chunk = Chunk {
                 source: obj.url.clone(),
@@ -907,6 +1005,8 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
             return;
         }
     };
+    let mut read_failed = false;
+    let mut raw_bytes = 0u64;
     let mut state = Reading::Sniffing {
         sink,
         head: Vec::new(),
@@ -914,9 +1014,13 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
     let mut stream_error = None;
     while let Some(next) = bytes_in.next(handle) {
         let bytes = match next {
-            Ok(b) => b,
+            Ok(b) => {
+                raw_bytes += b.len() as u64;
+                b
+            }
             Err(e) => {
                 stream_error = Some(format!("read error, rest of object skipped: {e}"));
+                read_failed = true;
                 break;
             }
         };
@@ -932,7 +1036,21 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
                     continue;
                 }
                 sink.read_bytes += head.len() as u64;
-                match Decompressor::new(Compression::sniff(&head), sink) {
+                let kind = Compression::sniff(&head);
+                if kind != Compression::None {
+                    // A compressed stream is read whole: its last line is complete.
+                    sink.whole_lines = false;
+                    sink.compressed = true;
+                    if start.offset > 0 {
+                        sink.fail(
+                            "the object became compressed since the last run; it cannot be \
+                             resumed (ingest it again with `emrwatch ingest` if needed)"
+                                .into(),
+                        );
+                        return;
+                    }
+                }
+                match Decompressor::new(kind, sink) {
                     Ok(mut d) => {
                         let w = d.write_all(&head);
                         state = Reading::Decoding(d);
@@ -970,5 +1088,42 @@ fn read_object(handle: &Handle, obj: SourceObject, opts: &IngestOptions, tx: mps
             (*sink, None)
         }
     };
-    sink.finish(stream_error.or(err));
+    let reached = sink.finish(stream_error.or(err));
+    // A read that failed part way leaves the object unread, so an
+    // incremental run fails rather than skip the rest.
+    if let Some(spec) = spec
+        && !read_failed
+    {
+        let at = match reached {
+            Some(at) if !sink.compressed => at,
+            // Still being written and no complete record yet: nothing read.
+            None if sink.whole_lines && !sink.compressed => start,
+            _ => Position {
+                offset: start.offset + raw_bytes,
+                line: reached.map_or(1, |p| p.line),
+            },
+        };
+        *spec.reached.lock().expect("reached lock") = Some(Reached {
+            at,
+            compressed: sink.compressed,
+        });
+    }
+}
+
+/// The object's first line (line feed included), read again when a read
+/// resumes mid-object: it tells the format, and a CSV file's columns.
+fn read_preamble(handle: &Handle, obj: &SourceObject, end: Option<u64>) -> Result<Vec<u8>, String> {
+    const MAX: u64 = 64 << 10;
+    let n = end.unwrap_or(obj.size).min(obj.size).min(MAX);
+    let head = handle
+        .block_on(object_store::ObjectStoreExt::get_range(
+            obj.store.as_ref(),
+            &obj.path,
+            0..n,
+        ))
+        .map_err(|e| e.to_string())?;
+    Ok(match memchr::memchr(b'\n', &head) {
+        Some(nl) => head[..=nl].to_vec(),
+        None => Vec::new(),
+    })
 }

@@ -16,6 +16,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::ingest::framing::Position;
 
 /// One object to ingest.
 #[derive(Debug, Clone)]
@@ -31,6 +32,38 @@ pub struct SourceObject {
     /// When it was last written (UTC µs): the year of syslog timestamps
     /// that have none.
     pub modified_us: i64,
+    /// Its entity tag (for a local file: inode, time and size), which
+    /// changes whenever the object does.
+    pub etag: Option<String>,
+    /// Part of the object to read, for incremental runs; `None` reads it whole.
+    pub read: Option<Arc<ReadSpec>>,
+}
+
+/// The part of an object an incremental run reads, and where the read ended.
+#[derive(Debug, Default)]
+pub struct ReadSpec {
+    /// Where to start. A resumed read (offset > 0) is only for uncompressed
+    /// objects; the object's first line is read too, to tell its format
+    /// (and a CSV header), but not stored again.
+    pub start: Position,
+    /// Read up to this byte (exclusive), `None` to the end: an object listed
+    /// at one size is read at that size even if it grows meanwhile.
+    pub end: Option<u64>,
+    /// The object may still be being written: a last record without its
+    /// line feed is left for the next read.
+    pub whole_lines: bool,
+    /// Set when the object has been read: where the next read starts.
+    pub reached: std::sync::Mutex<Option<Reached>>,
+}
+
+/// Where a read of an object stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reached {
+    /// The next record (uncompressed objects); for a compressed object or a
+    /// whole-file document, the end of the object.
+    pub at: Position,
+    /// The object is gzip or zstd: it can only be read whole.
+    pub compressed: bool,
 }
 
 fn has_glob(s: &str) -> bool {
@@ -85,6 +118,17 @@ fn store_for(url: &Url, input: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
         })?;
         return Ok((Arc::new(LocalFileSystem::new()), path));
     }
+    if url.scheme() == "s3" {
+        let store = crate::store::s3::build(url).map_err(|e| Error::Input {
+            input: input.to_string(),
+            reason: format!("cannot use this bucket: {e}"),
+        })?;
+        let path = Path::from_url_path(url.path()).map_err(|e| Error::Input {
+            input: input.to_string(),
+            reason: e.to_string(),
+        })?;
+        return Ok((Arc::new(store), path));
+    }
     let (store, path) = object_store::parse_url(url).map_err(|e| Error::Input {
         input: input.to_string(),
         reason: format!("unsupported store: {e}"),
@@ -138,6 +182,7 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
                 meta.location,
                 meta.size,
                 meta.last_modified.timestamp_micros(),
+                meta.e_tag,
             ));
         }
         if found.is_empty() {
@@ -164,6 +209,7 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
                     meta.location,
                     meta.size,
                     meta.last_modified.timestamp_micros(),
+                    meta.e_tag,
                 ));
             }
         }
@@ -175,13 +221,15 @@ pub async fn resolve(inputs: &[String]) -> Result<Vec<SourceObject>> {
             });
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, size, modified_us) in found {
+        for (path, size, modified_us, etag) in found {
             out.push(SourceObject {
                 url: object_url(&url, &path),
                 store: store.clone(),
                 path,
                 size,
                 modified_us,
+                etag,
+                read: None,
             });
         }
     }

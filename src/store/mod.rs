@@ -7,7 +7,9 @@
 //! Reading goes through [`provider::DeltaScan`], which hands DataFusion exactly
 //! the files of the table's current version.
 
+pub mod ingest;
 pub mod provider;
+pub mod s3;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use delta_kernel::expressions::Scalar;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::kernel::{StructField, StructType};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
@@ -124,13 +126,75 @@ impl Store {
             .try_into_kernel()
             .map_err(|e| self.err(e.into()))?;
         let columns: Vec<StructField> = delta_schema.fields().cloned().collect();
-        table
+        let created = table
             .create()
             .with_table_name(name)
             .with_columns(columns)
             .with_partition_columns(vec![schema::EVENT_DATE])
-            .await
-            .map_err(|e| self.err(e))
+            .await;
+        match created {
+            Ok(t) => Ok(t),
+            // Another writer created it in the meantime: use theirs.
+            Err(e) => match self.open(name).await? {
+                Some(t) => Ok(t),
+                None => Err(self.err(e)),
+            },
+        }
+    }
+
+    /// The versions of application transactions `app_ids` recorded in
+    /// table `name` (0 for one never recorded, or a table never written).
+    pub async fn txn_versions(&self, name: &str, app_ids: &[&str]) -> Result<Vec<i64>> {
+        let Some(table) = self.open(name).await? else {
+            return Ok(vec![0; app_ids.len()]);
+        };
+        let state = table.snapshot().map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(app_ids.len());
+        for app in app_ids {
+            let v = state
+                .transaction_version(table.log_store().as_ref(), *app)
+                .await
+                .map_err(|e| self.err(e))?;
+            out.push(v.unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// The commit-info value under `key` of the newest commit of table
+    /// `name` that has one, looking back at most `depth` commits.
+    pub async fn last_commit_value(
+        &self,
+        name: &str,
+        key: &str,
+        depth: u64,
+    ) -> Result<Option<serde_json::Value>> {
+        let Some(table) = self.open(name).await? else {
+            return Ok(None);
+        };
+        let Some(latest) = table.version() else {
+            return Ok(None);
+        };
+        let log = table.log_store();
+        let oldest = latest.saturating_sub(depth);
+        for v in (oldest..=latest).rev() {
+            let Some(bytes) = log.read_commit_entry(v).await.map_err(|e| self.err(e))? else {
+                continue;
+            };
+            for line in bytes.split(|b| *b == b'\n') {
+                if memchr::memmem::find(line, b"\"commitInfo\"").is_none() {
+                    continue;
+                }
+                let parsed: serde_json::Value =
+                    serde_json::from_slice(line).map_err(|e| Error::Input {
+                        input: format!("{name} commit {v}"),
+                        reason: format!("unreadable commit info: {e}"),
+                    })?;
+                if let Some(found) = parsed.get("commitInfo").and_then(|c| c.get(key)) {
+                    return Ok(Some(found.clone()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// A writer appending to table `name` (created if needed).
@@ -233,6 +297,18 @@ impl TableWriter {
     /// (run id, counts) in its commit info. Returns the new version, or `None`
     /// when nothing was written.
     pub async fn commit(self, metadata: HashMap<String, serde_json::Value>) -> Result<Option<i64>> {
+        self.commit_with(metadata, &[]).await
+    }
+
+    /// [`TableWriter::commit`], also recording application transactions
+    /// `txns` (app id, version) in the same Delta commit: it then commits even
+    /// with no rows. A concurrent commit of the same app id makes this one fail with
+    /// [`Error::Conflict`], so two runs never both commit the same work.
+    pub async fn commit_with(
+        self,
+        metadata: HashMap<String, serde_json::Value>,
+        txns: &[(&str, i64)],
+    ) -> Result<Option<i64>> {
         let Self {
             store,
             table,
@@ -241,7 +317,7 @@ impl TableWriter {
             mut adds,
             ..
         } = self;
-        if rows == 0 {
+        if rows == 0 && txns.is_empty() {
             return Ok(None);
         }
         adds.extend(writer.flush().await.map_err(|e| store.err(e))?);
@@ -251,11 +327,27 @@ impl TableWriter {
             partition_by: Some(vec![schema::EVENT_DATE.to_string()]),
             predicate: None,
         };
-        let committed = CommitBuilder::from(CommitProperties::default().with_metadata(metadata))
+        let mut props = CommitProperties::default().with_metadata(metadata);
+        for &(app_id, version) in txns {
+            props = props.with_application_transaction(Transaction::new_with_last_update(
+                app_id,
+                version,
+                Some(chrono::Utc::now().timestamp_millis()),
+            ));
+        }
+        let committed = CommitBuilder::from(props)
             .with_actions(adds.into_iter().map(Action::Add).collect())
             .build(Some(snapshot), table.log_store(), operation)
             .await
-            .map_err(|e| store.err(e))?;
+            .map_err(|e| match e {
+                DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(c),
+                } => Error::Conflict {
+                    root: store.root.to_string(),
+                    reason: c.to_string(),
+                },
+                e => store.err(e),
+            })?;
         Ok(Some(committed.version() as i64))
     }
 }
