@@ -5,7 +5,7 @@ DEMO_BIN := target/debug/emrwatch
 DEMO_STORE := target/demo-store
 DEMO_HOSPITAL := target/demo-hospital
 
-.PHONY: demo test bench lint fmt fuzz
+.PHONY: demo test test-deps bench lint fmt fuzz
 
 ## Build (the dev profile shared with the tests, see README "Build profiles"), generate a hospital, ingest it, detect, score the alerts.
 demo: $(DEMO_BIN)
@@ -28,8 +28,21 @@ $(DEMO_BIN):
 	$(CARGO) build --bin emrwatch
 
 ## Every test: unit tests and the one integration-test binary (dev profile, one build).
-test:
+test: test-deps
 	$(CARGO) test --all-targets
+
+# The servers the tests start themselves on 127.0.0.1: moto (an S3-compatible
+# server, pinned, in its own venv) and rsyslog with its OpenSSL driver (a
+# Debian package: .ci/run installs it as root; see README "Tests").
+TEST_VENV := target/test-venv
+MOTO_VERSION := 5.1.22
+test-deps: $(TEST_VENV)/bin/moto_server
+	@command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || { echo "rsyslogd is missing: sudo apt-get install -y rsyslog rsyslog-openssl" >&2; exit 1; }
+	@command -v openssl >/dev/null 2>&1 || { echo "openssl is missing: sudo apt-get install -y openssl" >&2; exit 1; }
+
+$(TEST_VENV)/bin/moto_server:
+	python3 -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install --quiet 'moto[server]==$(MOTO_VERSION)'
 
 ## Ingest side by side with DuckDB (installed into target/bench-venv) and arrow-json; writes benches/RESULTS.md.
 bench:
