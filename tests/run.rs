@@ -197,11 +197,22 @@ fn three_runs_store_every_record_once(target: &Target, bucket: Option<&str>, log
             std::fs::rename(logs.join("active.ndjson"), logs.join("active.ndjson.1")).unwrap();
             put(bucket, logs, "active.ndjson", &ndjson(2400, 2600), false);
         }
-        Some(_) => put(bucket, logs, "c.ndjson", &ndjson(2300, 2600), false),
+        // A new object, and an old one replaced (a new ETag): a new generation.
+        Some(_) => {
+            put(bucket, logs, "c.ndjson", &ndjson(2300, 2500), false);
+            put(bucket, logs, "a.ndjson", &ndjson(2500, 2600), false);
+        }
     }
     target.run(&[]);
     let (n, distinct, _) = target.fingerprint();
     assert_eq!((n, distinct), (2600, 2600));
+    // The file replaced under its name (rotation; a new S3 object) is stored
+    // as generation 1 of that name.
+    let second = if bucket.is_some() { 100 } else { 200 };
+    assert_eq!(
+        target.scalar("SELECT count(*) FROM access_events WHERE source LIKE '%#1'"),
+        second
+    );
     // Every input event once: the (time, user, patient, action) multiset matches.
     let stored: Vec<String> = target
         .query("SELECT CAST(ts AS BIGINT) AS us, user_id, patient_id, action FROM access_events ORDER BY us, user_id, patient_id, action")
