@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::services::s3;
-use crate::common::{Row, emrwatch, gen_hospital, stderr};
+use crate::common::{Row, emrwatch, gen_hospital, query_at, stderr};
 
 /// Where a test's store and sources live.
 pub struct Target {
@@ -69,29 +69,7 @@ impl Target {
 
     /// Rows of `sql` over this store.
     pub fn query(&self, sql: &str) -> Vec<Row> {
-        let out = emrwatch()
-            .envs(self.env.iter().map(|(k, v)| (k, v.as_str())))
-            .args([
-                "sql",
-                "--store",
-                &self.store,
-                "--output",
-                "ndjson",
-                "-e",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{sql}: {}", stderr(&out));
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| match serde_json::from_str(l).unwrap() {
-                serde_json::Value::Object(m) => m,
-                other => panic!("not an object: {other}"),
-            })
-            .collect()
+        query_at(&self.store, &self.env, sql)
     }
 
     /// One integer.

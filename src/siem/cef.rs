@@ -16,7 +16,7 @@
 //! | run_id | `cs2` (`cs2Label=runId`) |
 //! | score | `cfp1` (`cfp1Label=score`) |
 
-use super::{VENDOR, severity_number};
+use super::{VENDOR, severity_number, unescape_value};
 use crate::detect::Alert;
 
 /// Escapes a header field: backslash and pipe; a line break would end the
@@ -47,25 +47,6 @@ pub fn escape_value(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             c if c.is_control() => out.push(' '),
             c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Reverses [`escape_value`] (what a SIEM's CEF parser does).
-pub fn unescape_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
         }
     }
     out
@@ -118,29 +99,7 @@ pub fn format(al: &Alert) -> String {
 /// pairs (values unescaped): the inverse of [`format`], for tests and for
 /// anyone checking what a SIEM will see.
 pub fn parse(msg: &str) -> Option<super::Parsed> {
-    let body = msg.strip_prefix("CEF:")?;
-    let mut header = Vec::new();
-    let mut cur = String::new();
-    let mut chars = body.char_indices();
-    let mut rest_at = None;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some((_, n)) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            '|' => {
-                header.push(std::mem::take(&mut cur));
-                if header.len() == 7 {
-                    rest_at = Some(i + 1);
-                    break;
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    let ext = &body[rest_at?..];
+    let (header, ext) = super::split_header(msg.strip_prefix("CEF:")?, 7)?;
     // Keys are `word=`; a value runs to the next unescaped ` key=`.
     let bytes = ext.as_bytes();
     let mut starts = Vec::new();

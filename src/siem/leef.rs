@@ -21,7 +21,7 @@
 //! | score | `score` |
 //! | summary | `msg` |
 
-use super::{VENDOR, severity_number};
+use super::{VENDOR, severity_number, unescape_value};
 use crate::detect::Alert;
 use crate::detect::sink::rfc3339;
 
@@ -43,26 +43,6 @@ pub fn escape_value(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Reverses [`escape_value`].
-pub fn unescape_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
         }
     }
     out
@@ -110,30 +90,8 @@ pub fn format(al: &Alert) -> String {
 /// Splits a LEEF 2.0 message into its header fields and attributes
 /// (values unescaped): the inverse of [`format`].
 pub fn parse(msg: &str) -> Option<super::Parsed> {
-    let body = msg.strip_prefix("LEEF:")?;
-    let mut header = Vec::new();
-    let mut cur = String::new();
-    let mut chars = body.char_indices();
-    let mut rest_at = None;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some((_, n)) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            '|' => {
-                header.push(std::mem::take(&mut cur));
-                if header.len() == 6 {
-                    rest_at = Some(i + 1);
-                    break;
-                }
-            }
-            c => cur.push(c),
-        }
-    }
+    let (header, rest) = super::split_header(msg.strip_prefix("LEEF:")?, 6)?;
     // Attributes end at a `^` that is not escaped.
-    let rest = &body[rest_at?..];
     let mut attrs = Vec::new();
     let mut start = 0;
     let mut escaped = false;

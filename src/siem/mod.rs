@@ -27,6 +27,54 @@ pub const VENDOR: (&str, &str, &str) = ("emrwatch", "emrwatch", env!("CARGO_PKG_
 /// A CEF or LEEF message split into its header fields and its key-value pairs.
 pub type Parsed = (Vec<String>, Vec<(String, String)>);
 
+/// Splits the `|`-separated header of a CEF or LEEF message body (after
+/// `CEF:`/`LEEF:`) into its first `fields` fields, unescaping `\|` and `\\`;
+/// returns them and the rest of the message.
+pub fn split_header(body: &str, fields: usize) -> Option<(Vec<String>, &str)> {
+    let mut header = Vec::new();
+    let mut cur = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some((_, n)) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            '|' => {
+                header.push(std::mem::take(&mut cur));
+                if header.len() == fields {
+                    return Some((header, &body[i + 1..]));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    None
+}
+
+/// Reverses the backslash escapes of CEF and LEEF values: `\n`, `\r`, `\t`
+/// are line feed, carriage return and tab; a backslash before any other
+/// character stands for that character.
+pub fn unescape_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// CEF/LEEF severity (0-10) of an alert severity.
 pub fn severity_number(s: Severity) -> u8 {
     match s {

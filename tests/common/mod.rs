@@ -61,15 +61,25 @@ pub fn ingest(store: &Path, inputs: &[&Path], extra: &[&str]) -> Output {
 
 /// Runs `sql` on `store` and returns the rows as JSON objects.
 pub fn query(store: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    let out = ok(&[
-        "sql",
-        "--store",
-        &store.display().to_string(),
-        "--output",
-        "ndjson",
-        "-e",
-        sql,
-    ]);
+    query_at(&store.display().to_string(), &[], sql)
+}
+
+/// [`query`] on a store folder or URL, with `env` set for emrwatch (S3 settings).
+pub fn query_at(
+    store: &str,
+    env: &[(&str, String)],
+    sql: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = emrwatch()
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
+        .args(["sql", "--store", store, "--output", "ndjson", "-e", sql])
+        .output()
+        .expect("emrwatch runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
