@@ -605,3 +605,44 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(cfg.sources.len(), 2);
     assert_eq!(cfg.sinks.len(), 2);
 }
+
+#[test]
+fn a_cut_short_run_whose_source_changed_in_place_is_recorded_as_done_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (_, lines) = hospital_lines(dir.path(), "300", "1");
+    put(None, &logs, "good.ndjson", &lines[..100], false);
+    let bad = "{\"truncated\": ";
+    put(None, &logs, "bad.ndjson", &[bad.to_string()], false);
+    let target = Target::local(dir.path(), &[&logs]);
+    // Killed after access_events is committed, before rejects is.
+    let mut child = target
+        .run_cmd(&[])
+        .env("EMRWATCH_PAUSE_AT", "between-commits")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("paused at") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The bad record is rewritten in place, same size, as a blank line.
+    std::fs::write(
+        logs.join("bad.ndjson"),
+        format!("{}\n", " ".repeat(bad.len())),
+    )
+    .unwrap();
+    let out = target.run(&[]);
+    assert!(stderr(&out).contains("are lost"), "{}", stderr(&out));
+    assert_eq!(target.scalar("SELECT count(*) FROM access_events"), 100);
+    // Recorded once: the next run has nothing to finish.
+    let out = target.run(&[]);
+    assert!(!stderr(&out).contains("stopped before"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(" 0 read"), "{}", stderr(&out));
+}

@@ -628,12 +628,41 @@ async fn finish_cut_short(job: &Job, store: &Store, loaded: &Loaded) -> Result<(
         Instant::now(),
     )
     .await?;
+    let rows = writer.rows();
+    let (found, lost): (Vec<&String>, Vec<&String>) =
+        loaded.lagging.iter().partition(|t| rows.contains_key(*t));
     commit_run(writer, cp).await?;
-    eprintln!(
-        "run: run {} had been stopped before committing to {}; finished it",
-        cp.run,
-        loaded.lagging.join(", ")
-    );
+    if !found.is_empty() {
+        eprintln!(
+            "run: run {} had been stopped before committing to {}; finished it",
+            cp.run,
+            found
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    // The same bytes no longer give these tables any row: their sources
+    // changed in place since. Record the run as done for them anyway, so
+    // later runs do not read those ranges again and again.
+    for table in lost {
+        let meta = std::collections::HashMap::from([(
+            KEY.to_string(),
+            serde_json::to_value(cp).expect("a checkpoint is JSON"),
+        )]);
+        store
+            .writer(table, &crate::sql::session::canonical_schema(table))
+            .await?
+            .commit_with(meta, &[(RUN_APP, cp.run)])
+            .await?;
+        eprintln!(
+            "run: warning: run {} had been stopped before committing to {table}, and its \
+             sources changed in place since: its {} rows for {table} are lost",
+            cp.run,
+            cp.tables.get(table).copied().unwrap_or(0)
+        );
+    }
     Ok(())
 }
 
