@@ -265,6 +265,27 @@ fn a_half_written_last_line_waits_for_its_line_feed() {
     );
 }
 
+/// Starts `emrwatch run` with `extra` flags, paused at `point`
+/// (`EMRWATCH_PAUSE_AT`), and SIGKILLs it there.
+fn kill_at(target: &Target, extra: &[&str], point: &str) {
+    let mut child = target
+        .run_cmd(extra)
+        .env("EMRWATCH_PAUSE_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("paused at") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        assert!(n > 0, "the run ended without reaching {point}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// A tiny deterministic generator of kill delays.
 struct Lcg(u64);
 impl Lcg {
@@ -377,25 +398,7 @@ fn killed_runs_lose_and_duplicate_nothing(
             &["{".to_string()],
             false,
         );
-        let mut child = target
-            .run_cmd(&extra)
-            .env("EMRWATCH_PAUSE_AT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
-            assert!(n > 0, "the run ended without reaching {point}");
-            if line.contains("paused at") {
-                break;
-            }
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_at(target, &extra, point);
         let out = target.run(&extra);
         if point == "between-commits" {
             assert!(
@@ -617,21 +620,7 @@ fn a_cut_short_run_whose_source_changed_in_place_is_recorded_as_done_once() {
     put(None, &logs, "bad.ndjson", &[bad.to_string()], false);
     let target = Target::local(dir.path(), &[&logs]);
     // Killed after access_events is committed, before rejects is.
-    let mut child = target
-        .run_cmd(&[])
-        .env("EMRWATCH_PAUSE_AT", "between-commits")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("paused at") {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0);
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&target, &[], "between-commits");
     // The bad record is rewritten in place, same size, as a blank line.
     std::fs::write(
         logs.join("bad.ndjson"),

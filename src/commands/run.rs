@@ -520,8 +520,9 @@ async fn one_run(
     Ok(cp)
 }
 
-async fn commit_run(writer: IngestWriter, cp: &Checkpoint) -> Result<()> {
-    let metadata = std::collections::HashMap::from([
+/// The commit info of every commit of run `cp.run`: its id and its checkpoint.
+fn run_metadata(cp: &Checkpoint) -> std::collections::HashMap<String, serde_json::Value> {
+    std::collections::HashMap::from([
         (
             "emrwatch.run_id".to_string(),
             serde_json::json!(format!("run-{}", cp.run)),
@@ -530,8 +531,13 @@ async fn commit_run(writer: IngestWriter, cp: &Checkpoint) -> Result<()> {
             KEY.to_string(),
             serde_json::to_value(cp).expect("a checkpoint is JSON"),
         ),
-    ]);
-    writer.commit(metadata, &[(RUN_APP, cp.run)]).await?;
+    ])
+}
+
+async fn commit_run(writer: IngestWriter, cp: &Checkpoint) -> Result<()> {
+    writer
+        .commit(run_metadata(cp), &[(RUN_APP, cp.run)])
+        .await?;
     Ok(())
 }
 
@@ -647,14 +653,10 @@ async fn finish_cut_short(job: &Job, store: &Store, loaded: &Loaded) -> Result<(
     // changed in place since. Record the run as done for them anyway, so
     // later runs do not read those ranges again and again.
     for table in lost {
-        let meta = std::collections::HashMap::from([(
-            KEY.to_string(),
-            serde_json::to_value(cp).expect("a checkpoint is JSON"),
-        )]);
         store
             .writer(table, &crate::sql::session::canonical_schema(table))
             .await?
-            .commit_with(meta, &[(RUN_APP, cp.run)])
+            .commit_with(run_metadata(cp), &[(RUN_APP, cp.run)])
             .await?;
         eprintln!(
             "run: warning: run {} had been stopped before committing to {table}, and its \
