@@ -53,6 +53,25 @@ pub const ACTIONS: &[&str] = &[
     "break_glass",
 ];
 
+/// Whether `s` is one of [`ACTIONS`] (a `match`, which compiles to a switch
+/// on length and a word compare: this runs on every record).
+pub fn is_action(s: &str) -> bool {
+    matches!(
+        s,
+        "view"
+            | "create"
+            | "update"
+            | "delete"
+            | "print"
+            | "export"
+            | "query"
+            | "login"
+            | "logout"
+            | "login_failed"
+            | "break_glass"
+    )
+}
+
 /// Dictionary type used for low-cardinality string columns.
 pub fn dict_utf8() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
@@ -263,4 +282,19 @@ pub fn alerts() -> SchemaRef {
             ]))
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_action_is_exactly_the_list() {
+        for a in ACTIONS {
+            assert!(is_action(a), "{a}");
+        }
+        for a in ["", "View", "views", "login_faile", "break-glass", "read"] {
+            assert!(!is_action(a), "{a}");
+        }
+    }
 }

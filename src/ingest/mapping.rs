@@ -276,7 +276,7 @@ impl Mapping {
             .ok_or_else(|| format!("missing user field `{}`", f[col::USER_ID].path.join(".")))?;
         let action = get(col::ACTION)
             .ok_or_else(|| format!("missing action field `{}`", f[col::ACTION].path.join(".")))?;
-        if !schema::ACTIONS.contains(&action.as_ref()) {
+        if !schema::is_action(&action) {
             return Err(format!(
                 "action {:?} is not one of {}: add it under [values.action] in the mapping",
                 clip(&action),

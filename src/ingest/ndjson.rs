@@ -7,7 +7,7 @@ use std::sync::Arc;
 use simd_json::prelude::*;
 use simd_json::tape::Value;
 
-use super::builder::{AccessBuilder, AccessRow};
+use super::builder::{AccessBuilder, AccessRow, short_eq};
 use super::json::{TapeParser, clip, path};
 use super::mapping::{Mapping, col};
 use super::{RecordOutcome, RecordSink};
@@ -21,6 +21,10 @@ pub struct NdjsonDecoder {
     /// start there: a record's top level is walked once, instead of once per
     /// column (per-column lookups were a fifth of the decode time).
     first_keys: Vec<(String, Vec<usize>)>,
+    /// For each position in the last record's top level: its key and the
+    /// `first_keys` entry it matched. A log writes its keys in the same order
+    /// on every line, so one compare per key usually finds the columns.
+    seen: Vec<(Box<str>, Option<usize>)>,
 }
 
 impl NdjsonDecoder {
@@ -40,6 +44,7 @@ impl NdjsonDecoder {
             parser: TapeParser::default(),
             mapping,
             first_keys,
+            seen: Vec::new(),
         }
     }
 
@@ -57,6 +62,7 @@ impl NdjsonDecoder {
         // resolves to value-trait's `Array::iter`, which boxes an iterator
         // per call (an allocation per key of every record).
         let first_keys = self.first_keys.as_slice();
+        let seen = &mut self.seen;
         let result = self
             .parser
             .parse(buf, len, |root| {
@@ -65,11 +71,25 @@ impl NdjsonDecoder {
                 };
                 // The value at each column's path, found in one pass over the top level.
                 let mut at: [Option<Value>; MAPPED] = [None; MAPPED];
-                for (k, v) in obj.iter() {
-                    let Some((_, cols)) = first_keys.iter().find(|(key, _)| key == k) else {
+                for (i, (k, v)) in obj.iter().enumerate() {
+                    let hit = match seen.get(i) {
+                        Some((key, hit)) if short_eq(key.as_bytes(), k.as_bytes()) => *hit,
+                        _ => {
+                            let hit = first_keys
+                                .iter()
+                                .position(|(key, _)| short_eq(key.as_bytes(), k.as_bytes()));
+                            if i < seen.len() {
+                                seen[i] = (k.into(), hit);
+                            } else if i == seen.len() && i < MAX_SEEN {
+                                seen.push((k.into(), hit));
+                            }
+                            hit
+                        }
+                    };
+                    let Some(hit) = hit else {
                         continue;
                     };
-                    for &c in cols {
+                    for &c in &first_keys[hit].1 {
                         let rest = &mapping.fields[c].path[1..];
                         at[c] = if rest.is_empty() {
                             Some(v)
@@ -112,6 +132,10 @@ fn text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
     v.as_bool()
         .map(|b| Cow::Borrowed(if b { "true" } else { "false" }))
 }
+
+/// Top-level keys remembered per record: a record with more keys than any
+/// log needs does not grow the decoder without bound.
+const MAX_SEEN: usize = 64;
 
 /// The number of mappable columns.
 const MAPPED: usize = super::mapping::MAPPABLE.len();

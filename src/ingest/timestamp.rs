@@ -129,34 +129,59 @@ pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// Days since the epoch of the `YYYY-MM-DD` at the start of `b` (at least 10
+/// bytes), or `None` when it is not a valid date.
+///
+/// Records arrive in time order, so nearly every record has the previous
+/// one's date: the last valid date is kept per thread and compared as two
+/// words before anything is parsed.
+fn date_days(b: &[u8]) -> Option<i64> {
+    use std::cell::Cell;
+    thread_local! {
+        // Zero bytes are not digits, so the initial value never matches.
+        static LAST: Cell<(u64, u16, i64)> = const { Cell::new((0, 0, 0)) };
+    }
+    let head = u64::from_le_bytes(b[..8].try_into().ok()?);
+    let tail = u16::from_le_bytes(b[8..10].try_into().ok()?);
+    let (h, t, days) = LAST.get();
+    if h == head && t == tail {
+        return Some(days);
+    }
+    let year = digits::<4>(b, 0)?;
+    let month = digits::<2>(b, 5)?;
+    let day = digits::<2>(b, 8)?;
+    let y = i64::from(year);
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(y, month)
+    {
+        return None;
+    }
+    let days = days_from_civil(y, month, day);
+    LAST.set((head, tail, days));
+    Some(days)
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)` into UTC
 /// microseconds. A time without a zone is refused: guessing a zone for an
 /// audit trail silently shifts every event.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    let year = digits::<4>(b, 0)?;
-    let month = digits::<2>(b, 5)?;
-    let day = digits::<2>(b, 8)?;
+    // The shortest valid form, `YYYY-MM-DDTHH:MM:SSZ`.
+    if b.len() < 20 {
+        return None;
+    }
+    let days = date_days(b)?;
     let hour = digits::<2>(b, 11)?;
     let min = digits::<2>(b, 14)?;
     let sec = digits::<2>(b, 17)?;
-    if b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-        || b.get(13) != Some(&b':')
-        || b.get(16) != Some(&b':')
-    {
+    if !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let y = i64::from(year);
     // Leap seconds (60) are folded into the next second rather than rejected.
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(y, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
+    if hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -195,7 +220,6 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset_secs;
     Some(secs * 1_000_000 + micros)
 }
@@ -227,6 +251,28 @@ mod tests {
             parse_rfc3339("2020-04-29T09:49:00+0200"),
             Some(chrono_micros("2020-04-29T09:49:00+02:00"))
         );
+    }
+
+    #[test]
+    fn a_remembered_date_never_vouches_for_the_rest_of_a_timestamp() {
+        // Same day back to back (the per-thread date cache hits), across
+        // days, and broken strings sharing a cached date's first ten bytes.
+        let run = [
+            ("2024-02-29T00:00:00Z", true),
+            ("2024-02-29T23:59:59.5Z", true),
+            ("2024-02-29X23:59:59Z", false),
+            ("2024-02-29T25:00:00Z", false),
+            ("2024-02-29T10:00:00", false),
+            ("2024-02-29T10:00:00-03:00", true),
+            ("2023-02-28T10:00:00Z", true),
+            ("2023-02-29T10:00:00Z", false),
+            ("2023-02-29T10:00:00Z", false),
+            ("2023-02-28T11:00:00Z", true),
+        ];
+        for (s, valid) in run {
+            let want = valid.then(|| chrono_micros(s));
+            assert_eq!(parse_rfc3339(s), want, "{s}");
+        }
     }
 
     #[test]
