@@ -13,7 +13,6 @@ use arrow::array::{
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
-use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::schema;
 
@@ -51,20 +50,25 @@ pub struct AccessRow<'a> {
 /// arrow's `StringDictionaryBuilder` hashes every value; here a value equal to
 /// the previous row's (the same app, outcome, action or role, row after row)
 /// reuses its key after one short compare, and the others go through foldhash.
-/// The hash table holds only keys: its entries are compared against the value
-/// bytes already stored for the array, so a new value is copied once, and
-/// short values are compared inline rather than through `memcmp` (a call per
-/// compare was a sixth of the dictionary's cost).
+/// The hash table is open addressing over keys alone (linear probing, at
+/// most half full): a slot is compared against the value bytes the array
+/// already holds, so a new value is copied once, and short values are
+/// compared inline rather than through `memcmp`. hashbrown's table, with its
+/// compare closure called out of line, cost 150 instructions per lookup here.
 struct Dict {
     keys: Vec<i32>,
     nulls: NullBufferBuilder,
     /// The distinct values, back to back, and where each starts.
     offsets: Vec<i32>,
     values: Vec<u8>,
-    index: HashTable<i32>,
+    /// Key + 1 of the value hashed to (or probed on to) each slot; 0 is empty.
+    /// The length is a power of two.
+    slots: Vec<u32>,
     hasher: foldhash::fast::RandomState,
     /// Key of the last value appended, or -1.
     last: i32,
+    /// Where that value is in `values` (empty while `last` is -1).
+    last_value: std::ops::Range<usize>,
 }
 
 /// Value `k` of a dictionary's `offsets`/`values`.
@@ -104,43 +108,80 @@ impl Dict {
             nulls: NullBufferBuilder::new(rows),
             offsets,
             values: Vec::with_capacity(bytes),
-            index: HashTable::with_capacity(distinct),
+            slots: vec![0; (2 * distinct).next_power_of_two().max(16)],
             hasher: Default::default(),
             last: -1,
+            last_value: 0..0,
         }
     }
 
-    fn key(&mut self, s: &str) -> i32 {
-        let s = s.as_bytes();
-        let (offsets, values) = (&self.offsets, &self.values);
-        if self.last >= 0 && short_eq(dict_value(offsets, values, self.last), s) {
+    /// The key of `s`: the last row's after one compare (inlined into the
+    /// column appends), else [`Self::lookup`].
+    #[inline(always)]
+    fn key(&mut self, s: &[u8]) -> i32 {
+        if short_eq(&self.values[self.last_value.clone()], s) && self.last >= 0 {
             return self.last;
         }
-        let hasher = &self.hasher;
-        let key = match self.index.entry(
-            hasher.hash_one(s),
-            |&k| short_eq(dict_value(offsets, values, k), s),
-            |&k| hasher.hash_one(dict_value(offsets, values, k)),
-        ) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                let k = (self.offsets.len() - 1) as i32;
+        self.lookup(s)
+    }
+
+    /// The key of `s` from the hash table, adding `s` when it is new.
+    #[inline(never)]
+    fn lookup(&mut self, s: &[u8]) -> i32 {
+        let distinct = self.offsets.len() - 1;
+        if 2 * (distinct + 1) > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.hasher.hash_one(s) as usize & mask;
+        let key = loop {
+            let slot = self.slots[i];
+            if slot == 0 {
                 self.values.extend_from_slice(s);
                 self.offsets.push(self.values.len() as i32);
-                e.insert(k);
-                k
+                self.slots[i] = distinct as u32 + 1;
+                break distinct as i32;
             }
+            let k = slot as i32 - 1;
+            if short_eq(dict_value(&self.offsets, &self.values, k), s) {
+                break k;
+            }
+            i = (i + 1) & mask;
         };
         self.last = key;
+        let k = key as usize;
+        self.last_value = self.offsets[k] as usize..self.offsets[k + 1] as usize;
         key
     }
 
+    /// Doubles the table (twice, from the start) and places every key again.
+    #[cold]
+    fn grow(&mut self) {
+        let distinct = self.offsets.len() - 1;
+        let mut slots = vec![0u32; (4 * (distinct + 1)).next_power_of_two()];
+        let mask = slots.len() - 1;
+        for k in 0..distinct {
+            let mut i = self
+                .hasher
+                .hash_one(dict_value(&self.offsets, &self.values, k as i32))
+                as usize
+                & mask;
+            while slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = k as u32 + 1;
+        }
+        self.slots = slots;
+    }
+
+    #[inline(always)]
     fn append_value(&mut self, s: &str) {
-        let k = self.key(s);
+        let k = self.key(s.as_bytes());
         self.keys.push(k);
         self.nulls.append_non_null();
     }
 
+    #[inline(always)]
     fn append_option(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.append_value(s),
@@ -162,8 +203,9 @@ impl Dict {
             Buffer::from_vec(std::mem::take(&mut self.values)),
             None,
         );
-        self.index.clear();
+        self.slots.fill(0);
         self.last = -1;
+        self.last_value = 0..0;
         DictionaryArray::try_new(keys, Arc::new(values))
             .expect("every key indexes a value appended with it")
     }
@@ -438,6 +480,27 @@ mod tests {
                 assert!(!super::short_eq(a, &b), "len {n}, byte {i}");
             }
         }
+    }
+
+    #[test]
+    fn dictionary_grows_past_its_first_size_and_keeps_every_value_once() {
+        // 5,000 distinct values of every length 0-40 from a table sized for
+        // 2, each seen again later: growth, probing and the last-row shortcut.
+        let mut d = Dict::with_capacity(4, 2, 16);
+        let value = |i: usize| format!("{:0w$}", i, w = i % 41);
+        let mut want = Vec::new();
+        for i in 0..5_000 {
+            for v in [value(i), value(i), value(i / 2)] {
+                d.append_value(&v);
+                want.push(Some(v));
+            }
+        }
+        assert_eq!(decoded(&mut d), want);
+        for i in 0..5_000 {
+            d.append_value(&value(i));
+        }
+        let distinct: std::collections::HashSet<String> = (0..5_000).map(value).collect();
+        assert_eq!(d.finish().values().len(), distinct.len());
     }
 
     #[test]

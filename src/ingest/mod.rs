@@ -381,12 +381,26 @@ pub fn decode_stream(
         }
     });
     let mapping = opts.mapping.clone();
+    // `threads` chunks decode at once (the permits), but twice as many are
+    // queued in order: a thread that finishes a chunk starts the next one
+    // while an earlier chunk is still being decoded, instead of idling until
+    // that one is handed on.
+    let permits = Arc::new(tokio::sync::Semaphore::new(threads));
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) })
         .map(move |work| {
             let mapping = mapping.clone();
-            tokio::task::spawn_blocking(move || decode_work(work, &mapping))
+            let permits = permits.clone();
+            async move {
+                let permit = permits.acquire_owned().await.expect("never closed");
+                tokio::task::spawn_blocking(move || {
+                    let decoded = decode_work(work, &mapping);
+                    drop(permit);
+                    decoded
+                })
+                .await
+            }
         })
-        .buffered(threads)
+        .buffered(threads * 2)
         .map(|r| r.expect("decoder thread panicked"))
 }
 

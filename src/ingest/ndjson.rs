@@ -112,11 +112,19 @@ impl NdjsonDecoder {
 }
 
 /// A scalar as text: strings as they are, numbers and booleans printed.
+/// Small enough to inline into every column's lookup; the rare non-string
+/// scalar goes out of line.
 #[inline(always)]
 fn text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
-    if let Some(s) = v.into_string() {
-        return Some(Cow::Borrowed(s));
+    match v.into_string() {
+        Some(s) => Some(Cow::Borrowed(s)),
+        None => scalar_text(v),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn scalar_text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
     if v.is_null() || v.is_array() || v.is_object() {
         return None;
     }
