@@ -25,6 +25,8 @@ pub struct NdjsonDecoder {
     /// `first_keys` entry it matched. A log writes its keys in the same order
     /// on every line, so one compare per key usually finds the columns.
     seen: Vec<(Box<str>, Option<usize>)>,
+    /// Columns whose path is a single key: their value is the key's.
+    direct: [bool; MAPPED],
 }
 
 impl NdjsonDecoder {
@@ -40,11 +42,13 @@ impl NdjsonDecoder {
                 None => first_keys.push((key.clone(), vec![c])),
             }
         }
+        let direct = std::array::from_fn(|c| mapping.fields[c].path.len() == 1);
         Self {
             parser: TapeParser::default(),
             mapping,
             first_keys,
             seen: Vec::new(),
+            direct,
         }
     }
 
@@ -63,6 +67,7 @@ impl NdjsonDecoder {
         // per call (an allocation per key of every record).
         let first_keys = self.first_keys.as_slice();
         let seen = &mut self.seen;
+        let direct = &self.direct;
         let result = self
             .parser
             .parse(buf, len, |root| {
@@ -90,11 +95,10 @@ impl NdjsonDecoder {
                         continue;
                     };
                     for &c in &first_keys[hit].1 {
-                        let rest = &mapping.fields[c].path[1..];
-                        at[c] = if rest.is_empty() {
+                        at[c] = if direct[c] {
                             Some(v)
                         } else {
-                            path(v, rest)
+                            path(v, &mapping.fields[c].path[1..])
                         };
                     }
                 }
