@@ -5,6 +5,9 @@
 //! - `ceiling FILE`: frame the records as `emrwatch ingest` does and parse each
 //!   one with simd-json into a tape, building nothing. What emrwatch's decoders
 //!   add on top of this is the cost of mapping into Arrow.
+//! - `ceiling-x2 FILE`: `ceiling` on two threads at once, each over the whole
+//!   file (twice the work, nothing shared): what this machine's second core
+//!   adds to a job that never waits, the bound on any thread scaling here.
 //! - `arrow-json FILE`: arrow-json's `ReaderBuilder` with the canonical
 //!   access-event columns on a JSON-lines file (`emrwatch gen --format
 //!   ndjson`): what a Rust developer would write instead of emrwatch.
@@ -22,15 +25,21 @@ use emrwatch::ingest::json::TapeParser;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, file] = args.as_slice() else {
-        anyhow::bail!("usage: baseline floor|ceiling|arrow-json FILE");
+        anyhow::bail!("usage: baseline floor|ceiling|ceiling-x2|arrow-json FILE");
     };
     let bytes = std::fs::metadata(file)?.len();
     let t = Instant::now();
     let records = match mode.as_str() {
         "floor" => floor(file)?,
         "ceiling" => ceiling(file)?,
+        "ceiling-x2" => std::thread::scope(|s| {
+            let both = [s.spawn(|| ceiling(file)), s.spawn(|| ceiling(file))];
+            both.into_iter()
+                .map(|t| t.join().expect("ceiling thread panicked"))
+                .sum::<anyhow::Result<u64>>()
+        })?,
         "arrow-json" => arrow_json(file)?,
-        other => anyhow::bail!("unknown mode {other}: floor, ceiling or arrow-json"),
+        other => anyhow::bail!("unknown mode {other}: floor, ceiling, ceiling-x2 or arrow-json"),
     };
     println!(
         "records={records} bytes={bytes} seconds={:.3}",
