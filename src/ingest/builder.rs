@@ -154,7 +154,8 @@ impl Dict {
         key
     }
 
-    /// Doubles the table (twice, from the start) and places every key again.
+    /// Makes the table four times the size of the values it holds (so at most
+    /// half full until they double) and places every key again.
     #[cold]
     fn grow(&mut self) {
         let distinct = self.offsets.len() - 1;

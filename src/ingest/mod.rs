@@ -355,8 +355,9 @@ fn decode_syslog(work: Work) -> Decoded {
 
 /// Reads `objects` in order and yields their decoded chunks in order.
 ///
-/// Decoding runs on `opts.threads` blocking threads; at most about
-/// `2 × threads` chunks are in flight, which bounds memory.
+/// Decoding runs on `opts.threads` blocking threads at a time; at most about
+/// `4 × threads` chunks are in flight (read ahead, queued and decoding),
+/// which bounds memory.
 pub fn decode_stream(
     objects: Vec<SourceObject>,
     opts: &IngestOptions,

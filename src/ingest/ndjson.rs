@@ -21,9 +21,9 @@ pub struct NdjsonDecoder {
     /// start there: a record's top level is walked once, instead of once per
     /// column (per-column lookups were a fifth of the decode time).
     first_keys: Vec<(String, Vec<usize>)>,
-    /// For each position in the last record's top level: its key and the
-    /// `first_keys` entry it matched. A log writes its keys in the same order
-    /// on every line, so one compare per key usually finds the columns.
+    /// For each position in the last record's top level: its key and what
+    /// that key feeds. A log writes its keys in the same order on every line,
+    /// so one compare per key usually finds the columns.
     seen: Vec<(Box<str>, Target)>,
     /// Columns whose path is a single key: their value is the key's.
     direct: [bool; MAPPED],
