@@ -338,9 +338,18 @@ fn decode_syslog(work: Work) -> Decoded {
     } = work;
     let mut builder = SystemBuilder::with_capacity(chunk.spans.len());
     let framer_rejects = chunk.rejects.len();
+    let mut rejected_lines: Vec<u64> = chunk.rejects.iter().map(|r| r.line).collect();
+    rejected_lines.sort_unstable();
     let mut sink = RecordSink::with_frame_rejects(&chunk.source, chunk.rejects);
     let bytes = chunk.spans.iter().map(|s| (s.end - s.start) as u64).sum();
-    let joined = syslog::decode_lines(&chunk.buf, &chunk.spans, &clock, &mut builder, &mut sink);
+    let joined = syslog::decode_lines(
+        &chunk.buf,
+        &chunk.spans,
+        &rejected_lines,
+        &clock,
+        &mut builder,
+        &mut sink,
+    );
     Decoded {
         table: Table::SystemEvents,
         batch: builder.finish(&chunk.source),
@@ -723,15 +732,20 @@ impl FrameSink {
             return;
         }
         // A syslog record's indented continuation lines belong to the chunk
-        // that holds its first line, wherever the framer cut.
+        // that holds its first line (or the framer's reject of it), wherever
+        // the framer cut; those after a reject in this chunk stay with it.
         if let Some(held) = &mut self.held
-            && !held.spans.is_empty()
+            && (!held.spans.is_empty() || !held.rejects.is_empty())
             && held.buf.len() >= simd_json::INPUT_PADDING
         {
+            let first_reject = chunk.rejects.iter().map(|r| r.line).min();
             let n = chunk
                 .spans
                 .iter()
-                .take_while(|s| syslog::is_continuation(&chunk.buf[s.start..s.end]))
+                .take_while(|s| {
+                    syslog::is_continuation(&chunk.buf[s.start..s.end])
+                        && first_reject.is_none_or(|r| s.line < r)
+                })
                 .count();
             if n > 0 {
                 held.buf.truncate(held.buf.len() - simd_json::INPUT_PADDING);

@@ -458,9 +458,15 @@ const SEVERITIES: [&str; 8] = [
 /// `sink`. Lines that continue a record ([`is_continuation`]) are joined to
 /// its message with newlines; returns how many were joined, since they are
 /// part of a record rather than records.
+///
+/// `rejected_lines` (ascending) are the lines the framer already rejected
+/// (over the size limit). Continuation lines right after one belong to that
+/// record: they go with it, uncounted, rather than joining the record before
+/// it or standing as records of their own.
 pub fn decode_lines(
     buf: &[u8],
     spans: &[Span],
+    rejected_lines: &[u64],
     clock: &SyslogClock,
     builder: &mut SystemBuilder,
     sink: &mut RecordSink,
@@ -469,12 +475,28 @@ pub fn decode_lines(
         let b = &buf[s.start..s.end];
         b.strip_suffix(b"\r").unwrap_or(b)
     };
+    // Whether the framer rejected a line after span `j - 1` and before span `j`
+    // (blank lines between do not count): span `j` then follows that record.
+    let after_rejected = |j: usize| {
+        let prev = if j == 0 { 0 } else { spans[j - 1].line };
+        let k = rejected_lines.partition_point(|&r| r <= prev);
+        rejected_lines.get(k).is_some_and(|&r| r < spans[j].line)
+    };
     let mut joined = 0;
+    // Whether the span before went with a record the framer rejected.
+    let mut with_rejected = false;
     let mut i = 0;
     while i < spans.len() {
         let span = &spans[i];
         let line = text(span);
         sink.begin(span.offset, line);
+        if is_continuation(line) && (after_rejected(i) || with_rejected) {
+            with_rejected = true;
+            joined += 1;
+            i += 1;
+            continue;
+        }
+        with_rejected = false;
         if is_continuation(line) {
             sink.reject(
                 span.line,
@@ -486,7 +508,7 @@ pub fn decode_lines(
             continue;
         }
         let mut end = i + 1;
-        while end < spans.len() && is_continuation(text(&spans[end])) {
+        while end < spans.len() && is_continuation(text(&spans[end])) && !after_rejected(end) {
             end += 1;
         }
         joined += end - i - 1;
@@ -1569,6 +1591,41 @@ mod tests {
     }
 
     #[test]
+    fn continuations_of_a_line_the_framer_rejected_go_with_it() {
+        // Line 2 was over the size limit (a framer reject, so no span); lines
+        // 3 and 5 continue it (line 4 is blank), not line 1's record.
+        let text = "Mar  7 19:06:53 h app[1]: first\n\n\tsecond\n\n\tthird\n";
+        let spans: Vec<Span> = [(0, 31, 1), (33, 40, 3), (42, 48, 5)]
+            .into_iter()
+            .map(|(start, end, line)| Span {
+                start,
+                end,
+                line,
+                offset: start as u64,
+            })
+            .collect();
+        let mut builder = SystemBuilder::with_capacity(4);
+        let mut sink = RecordSink::new("mem://t".into());
+        let joined = decode_lines(
+            text.as_bytes(),
+            &spans,
+            &[2],
+            &clock(),
+            &mut builder,
+            &mut sink,
+        );
+        assert_eq!(joined, 2);
+        assert!(sink.rejects.is_empty(), "{:?}", sink.rejects);
+        let batch = builder.finish("mem://t");
+        let message = batch.column_by_name("message").unwrap();
+        let message = message
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(message.value(0), "first");
+    }
+
+    #[test]
     fn a_chunk_joins_continuations_and_counts_every_record_once() {
         let text = "\tan orphan continuation\n\
                     Mar  7 19:06:53 h app[1]: first\n\
@@ -1588,7 +1645,14 @@ mod tests {
         }
         let mut builder = SystemBuilder::with_capacity(4);
         let mut sink = RecordSink::new("mem://t".into());
-        let joined = decode_lines(text.as_bytes(), &spans, &clock(), &mut builder, &mut sink);
+        let joined = decode_lines(
+            text.as_bytes(),
+            &spans,
+            &[],
+            &clock(),
+            &mut builder,
+            &mut sink,
+        );
         assert_eq!(joined, 3, "two after `first`, one after the bad line");
         let batch = builder.finish("mem://t");
         assert_eq!(batch.num_rows(), 2);
