@@ -440,7 +440,10 @@ mod tests {
         chunks
     }
 
-    fn records(chunks: &[Chunk]) -> Vec<(String, u64, u64)> {
+    /// Text, line and offset.
+    type Record = (String, u64, u64);
+
+    fn records(chunks: &[Chunk]) -> Vec<Record> {
         chunks
             .iter()
             .flat_map(|c| {
@@ -494,6 +497,53 @@ mod tests {
             let r = &chunks.iter().flat_map(|c| &c.rejects).next().unwrap();
             assert!(r.reason.contains("50 bytes"), "{}", r.reason);
             assert_eq!(r.sample.len(), 50);
+        }
+    }
+
+    /// The framer's contract, written the slow and obvious way: records are
+    /// the lines (CR removed, blank ones skipped), each with its line number
+    /// and offset, and those over `max` are rejects.
+    fn reference(input: &[u8], max: usize) -> (Vec<Record>, Vec<(u64, u64)>) {
+        let (mut recs, mut rejs) = (Vec::new(), Vec::new());
+        let mut offset = 0u64;
+        let mut lines: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        if input.ends_with(b"\n") {
+            lines.pop();
+        }
+        for (i, line) in lines.into_iter().enumerate() {
+            let number = i as u64 + 1;
+            let text = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max {
+                rejs.push((number, offset));
+            } else if !text.iter().all(u8::is_ascii_whitespace) {
+                recs.push((String::from_utf8_lossy(text).into_owned(), number, offset));
+            }
+            offset += line.len() as u64 + 1;
+        }
+        (recs, rejs)
+    }
+
+    proptest::proptest! {
+        /// Random lines of letters, spaces, CRs and line feeds, cut anywhere,
+        /// with limits and chunk sizes small enough that every path is taken:
+        /// records split across pushes, CRLF split between them, blank
+        /// lines, records over the limit, chunks emitted mid-push.
+        #[test]
+        fn frames_like_the_reference(
+            input in proptest::collection::vec(
+                proptest::sample::select(b"ab \r\n\n".to_vec()), 0..300),
+            cut in 1usize..40,
+            max in 1usize..30,
+            target in 1usize..64,
+        ) {
+            let chunks = frame_all(&input, cut, max, target);
+            let (recs, rejs) = reference(&input, max);
+            proptest::prop_assert_eq!(records(&chunks), recs);
+            proptest::prop_assert_eq!(rejects(&chunks), rejs);
+            for c in &chunks {
+                let end = c.spans.last().map_or(0, |s| s.end);
+                proptest::prop_assert!(c.buf.len() >= end + simd_json::INPUT_PADDING);
+            }
         }
     }
 
