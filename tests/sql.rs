@@ -33,6 +33,44 @@ fn output_formats() {
 }
 
 #[test]
+fn datafusion_settings_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("empty");
+    let sql = "SELECT value FROM information_schema.df_settings \
+               WHERE name = 'datafusion.execution.batch_size'";
+    let args = [
+        "sql",
+        "--store",
+        store.to_str().unwrap(),
+        "-o",
+        "csv",
+        "-e",
+        sql,
+    ];
+    let set = emrwatch()
+        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "1234")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert_eq!(String::from_utf8_lossy(&set.stdout), "value\n1234\n");
+    let default = emrwatch()
+        .env_remove("DATAFUSION_EXECUTION_BATCH_SIZE")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&default.stdout), "value\n8192\n");
+    // A value that is not one is an error that names the setting.
+    let bad = emrwatch()
+        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "lots")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("batch_size"), "{}", stderr(&bad));
+}
+
+#[test]
 fn sql_mistakes_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let store = loaded_store(dir.path());

@@ -10,7 +10,7 @@ use std::time::Instant;
 use arrow::array::AsArray;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use crate::cli::{AlertOutArgs, DetectArgs, RuleArgs, RulesArgs, ScanArgs};
@@ -133,7 +133,7 @@ pub fn run_rules(args: RulesArgs) -> Result<()> {
 /// A session for rules: every function, the reference tables, and `events`
 /// registered as `access_events`.
 async fn rule_session(reference: &Reference) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    let ctx = SessionContext::new_with_config(crate::sql::session::config()?);
     functions::register(&ctx);
     reference.register(&ctx)?;
     Ok(ctx)

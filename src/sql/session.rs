@@ -20,11 +20,18 @@ pub fn canonical_schema(name: &str) -> arrow::datatypes::SchemaRef {
     }
 }
 
+/// The settings of every emrwatch session: DataFusion's defaults, then any
+/// `DATAFUSION_*` environment variable (`DATAFUSION_EXECUTION_BATCH_SIZE`
+/// sets `datafusion.execution.batch_size`), so a large store can be tuned
+/// without a rebuild, and SQL stays read-only (no `SET`).
+pub fn config() -> Result<SessionConfig> {
+    Ok(SessionConfig::from_env()?.with_information_schema(true))
+}
+
 /// A session with every store table registered under its name. A table
 /// never written is registered empty, so queries and `\d` work on a new store.
 pub async fn open(store: &Store) -> Result<SessionContext> {
-    let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config(config()?);
     crate::functions::register(&ctx);
     for name in TABLES {
         match store.open(name).await? {
