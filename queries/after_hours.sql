@@ -7,33 +7,55 @@
 -- param.min_events: 10
 -- param.min_history_days: 4
 -- param.max_days_in_hour: 1
--- Habits are counted on (user, day, hour) cells, so the events are read twice
--- but joined only once, to the few (user, hour) pairs that are unusual.
+-- Habits are counted on (user, day, hour) cells. Every step below reads the
+-- one before it once (DataFusion computes a CTE again for every reader), so
+-- the events are read twice: for the cells, and for the events of the few
+-- (user, hour) pairs that are unusual.
 WITH cells AS (
     SELECT user_id, date_trunc('day', ts) AS day, date_part('hour', ts) AS hour
     FROM access_events
     GROUP BY 1, 2, 3
 ),
+-- One grouping gives a row per (user, hour), with days_in_hour: on how many
+-- days the user was active in that hour, and a row per (user, day) they
+-- were active at all; counting the latter gives each user's days.
 habits AS (
-    SELECT user_id, hour, count(*) AS days_in_hour
-    FROM cells
-    GROUP BY user_id, hour
+    SELECT user_id, hour, days_in_hour, days
+    FROM (
+        SELECT
+            user_id,
+            hour,
+            days_in_hour,
+            is_day,
+            sum(is_day) OVER (PARTITION BY user_id) AS days
+        FROM (
+            SELECT user_id, hour, count(*) AS days_in_hour, grouping(hour) AS is_day
+            FROM cells
+            GROUP BY GROUPING SETS ((user_id, hour), (user_id, day))
+        ) g
+    ) g
+    WHERE is_day = 0
 ),
-history AS (
-    SELECT user_id, count(DISTINCT day) AS days
-    FROM cells
-    GROUP BY user_id
+-- Each hour's count is also shown to the hours before and after it (23 and 0
+-- are neighbours), so one grouping sees an hour with both of its neighbours.
+around AS (
+    SELECT
+        h.user_id,
+        (h.hour + n.shift + 24) % 24 AS hour,
+        max(CASE WHEN n.shift = 0 THEN h.days_in_hour END) AS days_in_hour,
+        max(h.days_in_hour) AS busiest_nearby,
+        max(h.days) AS days
+    FROM habits h
+    CROSS JOIN (VALUES (-1), (0), (1)) AS n(shift)
+    GROUP BY 1, 2
 ),
 unusual AS (
-    SELECT b.user_id, b.hour, h.days
-    FROM habits b
-    LEFT JOIN habits before ON before.user_id = b.user_id AND before.hour = (b.hour + 23) % 24
-    LEFT JOIN habits after ON after.user_id = b.user_id AND after.hour = (b.hour + 1) % 24
-    JOIN history h ON h.user_id = b.user_id
-    WHERE b.days_in_hour <= ${max_days_in_hour}
-      AND coalesce(before.days_in_hour, 0) <= ${max_days_in_hour}
-      AND coalesce(after.days_in_hour, 0) <= ${max_days_in_hour}
-      AND h.days >= ${min_history_days}
+    SELECT user_id, hour, days
+    FROM around
+    -- Active at that hour, and at most max_days_in_hour days there and next to it.
+    WHERE days_in_hour IS NOT NULL
+      AND busiest_nearby <= ${max_days_in_hour}
+      AND days >= ${min_history_days}
 )
 SELECT
     e.user_id,

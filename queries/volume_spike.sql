@@ -13,29 +13,37 @@
 -- for the flagged days.
 WITH per_patient AS (
     SELECT
-        a.user_id,
-        date_trunc('day', a.ts) AS day,
-        a.patient_id,
-        max(a.role) AS role,
-        min(a.ts) AS first_ts,
-        max(a.ts) AS last_ts,
+        user_id,
+        date_trunc('day', ts) AS day,
+        patient_id,
+        min(ts) AS first_ts,
+        max(ts) AS last_ts,
         count(*) AS events
-    FROM chart_access a
+    FROM access_events
+    -- chart_access's opens, read straight from the events: the role is
+    -- joined to the user's days below, not to every event.
     -- Reading charts: exports and prints are bulk_export's, edits record_tampering's.
-    WHERE a.action IN ('view', 'query')
-    GROUP BY a.user_id, date_trunc('day', a.ts), a.patient_id
+    WHERE patient_id IS NOT NULL
+      AND outcome = 'success'
+      AND action IN ('view', 'query')
+    GROUP BY user_id, date_trunc('day', ts), patient_id
 ),
 daily AS (
     SELECT
-        user_id,
-        coalesce(max(role), 'unknown') AS role,
-        day,
-        count(*) AS patients,
-        min(first_ts) AS first_ts,
-        max(last_ts) AS last_ts,
-        sum(events) AS events
-    FROM per_patient
-    GROUP BY user_id, day
+        d.*,
+        coalesce(s.role, 'unknown') AS role
+    FROM (
+        SELECT
+            user_id,
+            day,
+            count(*) AS patients,
+            min(first_ts) AS first_ts,
+            max(last_ts) AS last_ts,
+            sum(events) AS events
+        FROM per_patient
+        GROUP BY user_id, day
+    ) d
+    LEFT JOIN staff s ON s.user_id = d.user_id
 ),
 scored AS (
     SELECT
@@ -67,7 +75,9 @@ SELECT
            CAST(round(f.own_median) AS VARCHAR), ' (robust z ', CAST(round(f.z_self, 1) AS VARCHAR),
            ' against their own days, ', CAST(round(f.z_role, 1) AS VARCHAR), ' against other ', f.role, 's that day)') AS summary
 FROM flagged f
-JOIN chart_access a ON a.user_id = f.user_id AND date_trunc('day', a.ts) = f.day
-WHERE a.action IN ('view', 'query')
+JOIN access_events a ON a.user_id = f.user_id AND date_trunc('day', a.ts) = f.day
+WHERE a.patient_id IS NOT NULL
+  AND a.outcome = 'success'
+  AND a.action IN ('view', 'query')
 GROUP BY f.user_id, f.day, f.role, f.patients, f.first_ts, f.last_ts, f.events,
          f.own_median, f.z_self, f.z_role

@@ -375,6 +375,55 @@ async fn after_hours_alerts_for_a_day_worker_at_night_not_a_night_nurse() {
 }
 
 #[tokio::test]
+async fn after_hours_counts_neighbouring_hours_across_midnight_and_needs_history() {
+    // An evening worker, 16:00 to midnight on ten days.
+    let mut evening = String::new();
+    for d in 1..=10 {
+        for h in 16..24 {
+            evening.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u1,p_a,view\n"));
+        }
+    }
+    let night_at = |hour: u32| {
+        (0..15)
+            .map(|m| format!("2026-11-11T{hour:02}:{:02}:00Z,u1,N{m},view\n", m * 3))
+            .collect::<String>()
+    };
+    // Past midnight is next to 23:00, a usual hour: overtime, not after hours.
+    assert!(
+        run("after_hours", &(evening.clone() + &night_at(0)), NO_CARE)
+            .await
+            .is_empty()
+    );
+    // Nor is 23:00 for an early worker, 00:00 to 08:00: next to midnight the other way.
+    let mut early = String::new();
+    for d in 1..=10 {
+        for h in 0..8 {
+            early.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u1,p_a,view\n"));
+        }
+    }
+    assert!(
+        run("after_hours", &(early + &night_at(23)), NO_CARE)
+            .await
+            .is_empty()
+    );
+    // Two hours after midnight is after hours for the evening worker.
+    let a = run("after_hours", &(evening.clone() + &night_at(2)), NO_CARE).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].event_count, 15);
+    // Three days of history in all (the night included) are too few to know habits.
+    let short: String = evening
+        .lines()
+        .filter(|l| l.starts_with("2026-11-01") || l.starts_with("2026-11-02"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        run("after_hours", &(short + &night_at(2)), NO_CARE)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn record_tampering_alerts_on_unexplained_changes_only() {
     let changes = "2026-11-10T10:00:00Z,u1,p_a,delete\n2026-11-10T10:01:00Z,u1,p_b,delete\n\
                    2026-11-10T10:02:00Z,u1,p_c,update\n2026-11-10T10:03:00Z,u1,p_d,delete\n\
