@@ -349,14 +349,20 @@ async fn break_glass_alerts_unless_an_encounter_follows() {
     assert!(a[0].summary.contains("broke the glass"), "{}", a[0].summary);
 }
 
-#[tokio::test]
-async fn after_hours_alerts_for_a_day_worker_at_night_not_a_night_nurse() {
-    let mut day_worker = String::new();
-    for d in 1..=10 {
-        for h in 8..16 {
-            day_worker.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u1,p_a,view\n"));
+/// `user` viewing a chart at ten past each of `hours` on November 1 to `days`.
+fn worked(user: &str, days: u32, hours: &[u32]) -> String {
+    let mut s = String::new();
+    for d in 1..=days {
+        for h in hours {
+            s.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,{user},p_a,view\n"));
         }
     }
+    s
+}
+
+#[tokio::test]
+async fn after_hours_alerts_for_a_day_worker_at_night_not_a_night_nurse() {
+    let day_worker = worked("u1", 10, &[8, 9, 10, 11, 12, 13, 14, 15]);
     let mut night = day_worker.clone();
     for m in 0..15 {
         night.push_str(&format!("2026-11-11T02:{:02}:00Z,u1,N{m},view\n", m * 3));
@@ -365,24 +371,14 @@ async fn after_hours_alerts_for_a_day_worker_at_night_not_a_night_nurse() {
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0].event_count, 15);
     // A night nurse, at night, every night.
-    let mut night_nurse = String::new();
-    for d in 1..=11 {
-        for h in [22, 23, 0, 1, 2, 3, 4, 5] {
-            night_nurse.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u5,p_a,view\n"));
-        }
-    }
+    let night_nurse = worked("u5", 11, &[22, 23, 0, 1, 2, 3, 4, 5]);
     assert!(run("after_hours", &night_nurse, NO_CARE).await.is_empty());
 }
 
 #[tokio::test]
 async fn after_hours_counts_neighbouring_hours_across_midnight_and_needs_history() {
     // An evening worker, 16:00 to midnight on ten days.
-    let mut evening = String::new();
-    for d in 1..=10 {
-        for h in 16..24 {
-            evening.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u1,p_a,view\n"));
-        }
-    }
+    let evening = worked("u1", 10, &[16, 17, 18, 19, 20, 21, 22, 23]);
     let night_at = |hour: u32| {
         (0..15)
             .map(|m| format!("2026-11-11T{hour:02}:{:02}:00Z,u1,N{m},view\n", m * 3))
@@ -395,12 +391,7 @@ async fn after_hours_counts_neighbouring_hours_across_midnight_and_needs_history
             .is_empty()
     );
     // Nor is 23:00 for an early worker, 00:00 to 08:00: next to midnight the other way.
-    let mut early = String::new();
-    for d in 1..=10 {
-        for h in 0..8 {
-            early.push_str(&format!("2026-11-{d:02}T{h:02}:10:00Z,u1,p_a,view\n"));
-        }
-    }
+    let early = worked("u1", 10, &[0, 1, 2, 3, 4, 5, 6, 7]);
     assert!(
         run("after_hours", &(early + &night_at(23)), NO_CARE)
             .await
@@ -411,11 +402,7 @@ async fn after_hours_counts_neighbouring_hours_across_midnight_and_needs_history
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0].event_count, 15);
     // Three days of history in all (the night included) are too few to know habits.
-    let short: String = evening
-        .lines()
-        .filter(|l| l.starts_with("2026-11-01") || l.starts_with("2026-11-02"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let short = worked("u1", 2, &[16, 17, 18, 19, 20, 21, 22, 23]);
     assert!(
         run("after_hours", &(short + &night_at(2)), NO_CARE)
             .await
