@@ -38,34 +38,31 @@ fn datafusion_settings_come_from_the_environment() {
     let store = dir.path().join("empty");
     let sql = "SELECT value FROM information_schema.df_settings \
                WHERE name = 'datafusion.execution.batch_size'";
-    let args = [
-        "sql",
-        "--store",
-        store.to_str().unwrap(),
-        "-o",
-        "csv",
-        "-e",
-        sql,
-    ];
-    let set = emrwatch()
-        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "1234")
-        .args(args)
+    let with_batch_size = |value: Option<&str>| {
+        let mut c = emrwatch();
+        match value {
+            Some(v) => c.env("DATAFUSION_EXECUTION_BATCH_SIZE", v),
+            None => c.env_remove("DATAFUSION_EXECUTION_BATCH_SIZE"),
+        };
+        c.args([
+            "sql",
+            "--store",
+            store.to_str().unwrap(),
+            "-o",
+            "csv",
+            "-e",
+            sql,
+        ])
         .output()
-        .unwrap();
+        .unwrap()
+    };
+    let set = with_batch_size(Some("1234"));
     assert!(set.status.success(), "{}", stderr(&set));
     assert_eq!(String::from_utf8_lossy(&set.stdout), "value\n1234\n");
-    let default = emrwatch()
-        .env_remove("DATAFUSION_EXECUTION_BATCH_SIZE")
-        .args(args)
-        .output()
-        .unwrap();
+    let default = with_batch_size(None);
     assert_eq!(String::from_utf8_lossy(&default.stdout), "value\n8192\n");
     // A value that is not one is an error that names the setting.
-    let bad = emrwatch()
-        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "lots")
-        .args(args)
-        .output()
-        .unwrap();
+    let bad = with_batch_size(Some("lots"));
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("batch_size"), "{}", stderr(&bad));
 }

@@ -212,8 +212,9 @@ fn map_record<'i>(
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::Int32Type;
+    use arrow::array::AsArray;
+    use arrow::compute::cast;
+    use arrow::datatypes::DataType;
 
     use crate::ingest::{Format, IngestOptions, decode_bytes};
 
@@ -237,24 +238,11 @@ mod tests {
         let decoded = decode_bytes("mem://t", data.as_bytes(), &opts);
         let batch = &decoded[0].batch;
         let text = |name: &str| -> Vec<Option<String>> {
-            let col = batch.column_by_name(name).unwrap();
-            match col.as_dictionary_opt::<Int32Type>() {
-                Some(d) => {
-                    let v = d.values().as_string::<i32>();
-                    (0..d.len())
-                        .map(|i| {
-                            d.is_valid(i)
-                                .then(|| v.value(d.keys().value(i) as usize).into())
-                        })
-                        .collect()
-                }
-                None => {
-                    let s = col.as_string::<i32>();
-                    (0..s.len())
-                        .map(|i| s.is_valid(i).then(|| s.value(i).into()))
-                        .collect()
-                }
-            }
+            let col = cast(batch.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+            col.as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect()
         };
         let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
         assert_eq!(text("user_id"), some(&["u1", "u2", "u3", "u4", "u5"]));
