@@ -29,6 +29,41 @@ fn batch(first: i64, n: i64) -> arrow::record_batch::RecordBatch {
     b.finish("mem://test")
 }
 
+/// Two scheduled runs planned from one checkpoint: the second opens the table
+/// only after the first committed, so Delta sees no concurrent commit; the
+/// application transaction it would record again is what stops it.
+#[test]
+fn a_commit_that_would_record_an_application_transaction_again_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::new(root.to_str().unwrap()).unwrap();
+        let commit = |first: i64, version: i64| {
+            let store = store.clone();
+            async move {
+                let mut w = store
+                    .writer("access_events", &schema::access_events())
+                    .await
+                    .unwrap();
+                w.write(&batch(first, 10), schema::TS).await.unwrap();
+                w.commit_with(HashMap::new(), &[("test-run", version)])
+                    .await
+            }
+        };
+        assert!(commit(0, 1).await.unwrap().is_some());
+        let again = commit(0, 1).await;
+        assert!(
+            matches!(again, Err(emrwatch::error::Error::Conflict { .. })),
+            "{again:?}"
+        );
+        // An earlier version is no better; the next one commits.
+        assert!(commit(0, 0).await.is_err());
+        assert!(commit(10, 2).await.unwrap().is_some());
+    });
+    assert_eq!(scalar(&root, "SELECT count(*) FROM access_events"), 20);
+}
+
 #[test]
 fn files_flushed_mid_run_are_all_in_the_single_commit() {
     let dir = tempfile::tempdir().unwrap();

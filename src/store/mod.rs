@@ -302,7 +302,9 @@ impl TableWriter {
 
     /// [`TableWriter::commit`], also recording application transactions
     /// `txns` (app id, version) in the same Delta commit: it then commits even
-    /// with no rows. A concurrent commit of the same app id makes this one fail with
+    /// with no rows. An application transaction only moves forward: when the
+    /// table already records `version` or a later one for an app id, or a
+    /// concurrent commit records that app id, this fails with
     /// [`Error::Conflict`], so two runs never both commit the same work.
     pub async fn commit_with(
         self,
@@ -322,6 +324,24 @@ impl TableWriter {
         }
         adds.extend(writer.flush().await.map_err(|e| store.err(e))?);
         let snapshot = table.snapshot().map_err(|e| store.err(e))?;
+        // Delta's conflict check only sees commits made after this snapshot.
+        // A run that opened the table after another run (planned from the
+        // same checkpoint) committed finds that run's mark here instead.
+        for &(app_id, version) in txns {
+            let recorded = snapshot
+                .transaction_version(table.log_store().as_ref(), app_id)
+                .await
+                .map_err(|e| store.err(e))?;
+            if let Some(r) = recorded.filter(|&r| r >= version) {
+                return Err(Error::Conflict {
+                    root: store.root.to_string(),
+                    reason: format!(
+                        "{} already records {app_id} {r}, this commit would record {version}",
+                        table.table_url()
+                    ),
+                });
+            }
+        }
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(vec![schema::EVENT_DATE.to_string()]),
