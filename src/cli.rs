@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// Decoding threads (default: all cores) [config: threads].
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
+    /// MiB of events the rules may share in memory instead of each reading the store;
+    /// 0 never [config: memory_cache_mib; default 2048].
+    #[arg(long, value_name = "MIB")]
+    pub memory_cache: Option<usize>,
     /// S3 endpoint of a non-AWS server [config: [s3] endpoint; env AWS_ENDPOINT_URL].
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
@@ -184,6 +188,10 @@ pub struct DetectArgs {
     /// End of the range (exclusive), same forms as --since.
     #[arg(long)]
     pub until: Option<String>,
+    /// Read the events the rules need into memory once, up to this many MiB,
+    /// instead of every rule reading the store again; 0 never does.
+    #[arg(long, value_name = "MIB", default_value_t = crate::detect::DEFAULT_MEMORY_CACHE_MIB)]
+    pub memory_cache: usize,
 }
 
 /// `emrwatch scan`.

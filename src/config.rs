@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub settle_seconds: Option<u64>,
     /// Decoding threads (default: all cores).
     pub threads: Option<usize>,
+    /// MiB of events the rules may share in memory (0: every rule reads the store).
+    pub memory_cache_mib: Option<usize>,
     /// Where the logs are.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -232,6 +234,7 @@ store = "s3://bucket/emrwatch"
 reference = "/etc/emrwatch/ref"
 fail_on = "high"
 settle_seconds = 30
+memory_cache_mib = 512
 sinks = ["cef+tcp://127.0.0.1:6514", "ecs+file:///var/lib/emrwatch/alerts.json"]
 [thresholds]
 "volume_spike.min_patients" = 80
@@ -252,5 +255,6 @@ format = "fhir"
             vec!["volume_spike.min_patients=80"]
         );
         assert_eq!(parse_fail_on("never"), Ok(None));
+        assert_eq!(cfg.memory_cache_mib, Some(512));
     }
 }

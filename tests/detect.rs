@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -157,9 +157,24 @@ async fn run_both(
     range: Range,
 ) -> Vec<Alert> {
     let dir = tempfile::tempdir().unwrap();
+    let (ctx, all) = session(dir.path(), lines, syslog, encounters).await;
+    detect::check(&ctx, rule).await.unwrap();
+    detect::run_rule(&ctx, &all, &views(), rule, range, "test")
+        .await
+        .unwrap()
+}
+
+/// A rule session over the events of `lines` and `syslog`, with the
+/// reference tables (written to `dir`) and the views registered.
+async fn session(
+    dir: &Path,
+    lines: &str,
+    syslog: &str,
+    encounters: &str,
+) -> (SessionContext, detect::Events) {
     let ctx = SessionContext::new();
     functions::register(&ctx);
-    reference(dir.path(), encounters).register(&ctx).unwrap();
+    reference(dir, encounters).register(&ctx).unwrap();
     let batch = events(lines);
     let all = detect::Events {
         access: Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap()),
@@ -172,12 +187,8 @@ async fn run_both(
         ),
     };
     all.register(&ctx).unwrap();
-    let views = views();
-    detect::register_views(&ctx, &views, &[]).await.unwrap();
-    detect::check(&ctx, rule).await.unwrap();
-    detect::run_rule(&ctx, &all, &views, rule, range, "test")
-        .await
-        .unwrap()
+    detect::register_views(&ctx, &views(), &[]).await.unwrap();
+    (ctx, all)
 }
 
 async fn run(id: &str, lines: &str, encounters: &str) -> Vec<Alert> {
@@ -661,6 +672,77 @@ async fn since_and_until_bound_what_a_rule_reads_and_reports() {
     assert_eq!(some[0].patient_ids, vec!["p_b"]);
 }
 
+/// What detect keeps in memory for a scope of rules: only the columns the
+/// rules and views read, only the events of the range and its look-back, and
+/// nothing when they would take more than the budget.
+#[tokio::test]
+async fn the_event_cache_holds_the_columns_and_rows_a_scope_reads_within_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = "2026-11-10T09:00:00Z,u4,p_a,view\n2026-11-12T09:00:00Z,u4,p_b,view\n2026-11-14T09:00:00Z,u4,p_c,view";
+    let (ctx, all) = session(dir.path(), lines, "", NO_CARE).await;
+    let rule = builtin_rule("terminated_access");
+    let columns = detect::columns_read(&ctx, &[&rule], &views())
+        .await
+        .unwrap();
+    let read = &columns["access_events"];
+    for c in ["ts", "user_id", "patient_id", "outcome"] {
+        assert!(read.contains(c), "{c} in {read:?}");
+    }
+    for c in ["source", "source_line", "session_id", "resource"] {
+        assert!(!read.contains(c), "{c} in {read:?}");
+    }
+    let range = Range {
+        since: Some(us("2026-11-12T00:00:00Z")),
+        until: Some(us("2026-11-13T00:00:00Z")),
+    };
+    let two_days = 2 * 86_400_000_000;
+    let (cached, bytes) = detect::cache(&ctx, &all, range, two_days, &columns, 1 << 30)
+        .await
+        .unwrap()
+        .expect("three events fit in 1 GiB");
+    assert!(bytes > 0);
+    let kept: std::collections::BTreeSet<String> = cached
+        .access
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(&kept, read);
+    let rows = ctx
+        .read_table(cached.access.clone())
+        .unwrap()
+        .sort(vec![datafusion::prelude::col("ts").sort(true, false)])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let patients: Vec<String> = rows
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::compute::cast(
+                b.column_by_name("patient_id").unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let c = c.as_string::<i32>();
+            c.iter().flatten().map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        patients,
+        ["p_a", "p_b"],
+        "the look-back's, not after --until"
+    );
+    assert!(
+        detect::cache(&ctx, &all, range, two_days, &columns, 16)
+            .await
+            .unwrap()
+            .is_none(),
+        "16 bytes hold no batch"
+    );
+}
+
 #[tokio::test]
 async fn a_rule_with_a_wrong_column_type_is_rejected_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -740,6 +822,88 @@ fn detect_twice_raises_each_alert_once_and_names_a_broken_rule() {
         ),
         0
     );
+}
+
+/// Detect reads each scope's events into memory once when they fit in
+/// `--memory-cache`. Its alerts are those of every rule reading the store:
+/// over the whole store (one scope), over a `--since` range (a scope per
+/// look-back), and with a budget too small, which falls back and says so.
+#[test]
+fn detect_finds_the_same_alerts_with_the_events_in_memory_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("h");
+    let store = dir.path().join("store");
+    gen_hospital(&h, "20000", "7", "5");
+    ingest(&store, &[&h.join("logs"), &h.join("syslog")], &[]);
+    let reference = h.join("ref");
+    let detect = |extra: &[&str]| -> (Vec<String>, String) {
+        // Alerts already stored would not be raised again.
+        let _ = std::fs::remove_dir_all(store.join("alerts"));
+        let mut args = vec![
+            "detect",
+            "--store",
+            store.to_str().unwrap(),
+            "--ref",
+            reference.to_str().unwrap(),
+            "--out",
+            "-",
+        ];
+        args.extend_from_slice(extra);
+        let out = emrwatch()
+            .env("EMRWATCH_VERBOSE", "1")
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{args:?}: {err}");
+        let mut alerts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("run_id");
+                v.to_string()
+            })
+            .collect();
+        alerts.sort();
+        (alerts, err)
+    };
+    let day3 = query(
+        &store,
+        "SELECT CAST(CAST(min(ts) AS DATE) + INTERVAL '3' DAY AS VARCHAR) AS d FROM access_events",
+    )[0]["d"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for since in [vec![], vec!["--since", day3.as_str()]] {
+        let with = |mib: &'static str| {
+            let mut a = since.clone();
+            a.extend(["--memory-cache", mib]);
+            detect(&a)
+        };
+        let (from_store, err) = with("0");
+        assert!(!from_store.is_empty(), "{since:?}: {err}");
+        assert!(!err.contains("into memory"), "{err}");
+        let same = |other: &[String], how: &str| {
+            let only = |a: &[String], b: &[String]| a.iter().filter(|x| !b.contains(x)).count();
+            assert!(
+                other == from_store,
+                "{since:?}, {how}: {} alerts only there, {} only reading the store",
+                only(other, &from_store),
+                only(&from_store, other)
+            );
+        };
+        let (in_memory, err) = with("2048");
+        assert!(err.contains("read into memory"), "{since:?}: {err}");
+        same(&in_memory, "in memory");
+        if since.is_empty() {
+            let (too_small, err) = with("1");
+            assert!(
+                err.contains("take more than --memory-cache (1 MiB)"),
+                "{err}"
+            );
+            same(&too_small, "1 MiB");
+        }
+    }
 }
 
 /// Snooping scenarios whose precision the rules cannot reach on generated

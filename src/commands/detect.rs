@@ -2,7 +2,7 @@
 //! with the events, the reference tables and the statistics functions, and
 //! deliver their alerts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -152,16 +152,37 @@ fn load_reference(args: &AlertOutArgs) -> Result<Reference> {
     }
 }
 
+/// What a detection runs, over what, as which run.
+pub struct Detection<'a> {
+    /// The rules that loaded.
+    pub rules: &'a [Rule],
+    /// The shared views.
+    pub views: &'a [View],
+    /// Rules that did not load, reported with those that fail to check or run.
+    pub errors: Vec<RuleError>,
+    /// The time range.
+    pub range: Range,
+    /// The run's id, in every alert.
+    pub run_id: &'a str,
+    /// MiB of events the rules may share in memory (0: each reads the store).
+    pub memory_cache_mib: usize,
+}
+
 /// Checks and runs every rule; broken ones are reported on stderr and skipped.
 async fn run_rules_over(
     ctx: &SessionContext,
     all: &Events,
-    views: &[View],
-    rules: &[Rule],
-    mut errors: Vec<RuleError>,
-    range: Range,
-    run_id: &str,
+    d: Detection<'_>,
 ) -> Result<(Vec<Alert>, usize)> {
+    let Detection {
+        rules,
+        views,
+        mut errors,
+        range,
+        run_id,
+        memory_cache_mib,
+    } = d;
+    let cache_budget = memory_cache_mib << 20;
     // Check against the full table (planning reads no data).
     all.register(ctx)?;
     det::register_views(ctx, views, &[])
@@ -187,14 +208,49 @@ async fn run_rules_over(
     lookbacks.dedup();
     let mut ran = 0;
     let mut alerts = Vec::new();
+    let columns = if cache_budget > 0 {
+        det::columns_read(ctx, &checked, views)
+            .await
+            .map_err(|reason| Error::Input {
+                input: "rules".into(),
+                reason,
+            })?
+    } else {
+        HashMap::new()
+    };
+    // The events of the last scope read into memory, and where that scope starts.
+    let mut cached: Option<(Option<i64>, Events)> = None;
     for lookback in lookbacks {
         let group: Vec<&Rule> = checked
             .iter()
             .copied()
             .filter(|r| r.lookback_us == lookback)
             .collect();
+        let from = range.since.map(|s| s.saturating_sub(lookback));
+        let events = match &cached {
+            // Without --since every look-back reads the same events.
+            Some((f, events)) if *f == from => events.clone(),
+            // One rule would read the store once either way.
+            _ if group.len() < 2 || cache_budget == 0 => all.clone(),
+            _ => {
+                // Let go of the last scope's events (the tables and the
+                // views planned over them) before reading the next.
+                cached = None;
+                all.register(ctx)?;
+                for v in views {
+                    ctx.deregister_table(v.name.as_str())?;
+                }
+                match cache_events(ctx, all, &columns, range, lookback, cache_budget).await? {
+                    Some(events) => {
+                        cached = Some((from, events.clone()));
+                        events
+                    }
+                    None => all.clone(),
+                }
+            }
+        };
         let t = Instant::now();
-        if let Err(reason) = det::scope(ctx, all, views, range, lookback, &group).await {
+        if let Err(reason) = det::scope(ctx, &events, views, range, lookback, &group).await {
             for r in &group {
                 errors.push(RuleError {
                     origin: r.origin.clone(),
@@ -232,6 +288,40 @@ async fn run_rules_over(
         eprintln!("emrwatch: rule {} skipped: {}", e.origin, e.reason);
     }
     Ok((alerts, ran))
+}
+
+/// The events rules with `lookback` read over `range`, in memory, when they
+/// fit in `budget` bytes; `None` when they do not, and the rules read the store.
+async fn cache_events(
+    ctx: &SessionContext,
+    all: &Events,
+    columns: &HashMap<String, BTreeSet<String>>,
+    range: Range,
+    lookback: i64,
+    budget: usize,
+) -> Result<Option<Events>> {
+    let t = Instant::now();
+    match det::cache(ctx, all, range, lookback, columns, budget).await? {
+        Some((events, bytes)) => {
+            verbose(&format!(
+                "events for a look-back of {}s read into memory: {} MiB in {:.2}s",
+                lookback / 1_000_000,
+                bytes >> 20,
+                t.elapsed().as_secs_f64()
+            ));
+            Ok(Some(events))
+        }
+        None => {
+            eprintln!(
+                "emrwatch: the events for rules with a look-back of {} days take more than \
+                 --memory-cache ({} MiB): each of those rules reads the store, which is slower \
+                 (raise --memory-cache, or detect over a shorter --since/--until range)",
+                lookback / 86_400_000_000,
+                budget >> 20
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Per-rule progress, on stderr only when asked (`EMRWATCH_VERBOSE=1`): it names no patient.
@@ -326,8 +416,15 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
     let reference = load_reference(&args.out)?;
     let store = Store::new(&args.store.store)?;
     let run_id = new_run_id();
-    let (mut new, suppressed, ran) =
-        detect_new(&store, &reference, &rules, errors, &views, range, &run_id).await?;
+    let detection = Detection {
+        rules: &rules,
+        views: &views,
+        errors,
+        range,
+        run_id: &run_id,
+        memory_cache_mib: args.memory_cache,
+    };
+    let (mut new, suppressed, ran) = detect_new(&store, &reference, detection).await?;
     store_alerts(&store, &new, &run_id, "detect", &[]).await?;
     deliver(&args.out, &mut new, suppressed)?;
     eprintln!(
@@ -339,16 +436,12 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs the rules over `range` of the store. Returns the alerts not already
-/// in its `alerts` table, how many were (suppressed), and how many rules ran.
+/// Runs a detection over the store. Returns the alerts not already in its
+/// `alerts` table, how many were (suppressed), and how many rules ran.
 pub async fn detect_new(
     store: &Store,
     reference: &Reference,
-    rules: &[Rule],
-    errors: Vec<RuleError>,
-    views: &[View],
-    range: Range,
-    run_id: &str,
+    detection: Detection<'_>,
 ) -> Result<(Vec<Alert>, usize, usize)> {
     // One session: the store's tables registered their object store in its runtime.
     let ctx = crate::sql::session::open(store).await?;
@@ -357,7 +450,7 @@ pub async fn detect_new(
         access: ctx.table_provider(ACCESS_EVENTS).await?,
         system: ctx.table_provider(SYSTEM_EVENTS).await?,
     };
-    let (found, ran) = run_rules_over(&ctx, &all, views, rules, errors, range, run_id).await?;
+    let (found, ran) = run_rules_over(&ctx, &all, detection).await?;
     // Alerts raised by earlier runs are not raised again.
     let known: HashSet<String> = ctx
         .sql("SELECT alert_id FROM alerts")
@@ -468,16 +561,16 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
         )?),
     };
     let run_id = new_run_id();
-    let (mut found, ran) = run_rules_over(
-        &ctx,
-        &all,
-        &views,
-        &rules,
+    let detection = Detection {
+        rules: &rules,
+        views: &views,
         errors,
-        Range::default(),
-        &run_id,
-    )
-    .await?;
+        range: Range::default(),
+        run_id: &run_id,
+        // The events are in memory already.
+        memory_cache_mib: 0,
+    };
+    let (mut found, ran) = run_rules_over(&ctx, &all, detection).await?;
     deliver(&args.out, &mut found, 0)?;
     eprintln!(
         "scan: {n_objects} objects, {records} records, {rejected} rejected; {ran} of {} rules ran, {} alerts, in {:.2}s",

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::detect::{detect_new, load_rules, load_views, store_alerts};
+use super::detect::{Detection, detect_new, load_rules, load_views, store_alerts};
 use crate::cli::{RuleArgs, RunArgs};
 use crate::config::{RunConfig, S3Config, SourceConfig, parse_fail_on, parse_format};
 use crate::detect::rule::Severity;
@@ -67,6 +67,8 @@ pub struct Job {
     pub s3: S3Config,
     /// Alerts shown in the terminal table.
     pub show: usize,
+    /// MiB of events the rules may share in memory.
+    pub memory_cache_mib: usize,
 }
 
 fn source_options(s: &SourceConfig, threads: Option<usize>, origin: &str) -> Result<IngestOptions> {
@@ -121,6 +123,9 @@ impl Job {
         }
         if args.threads.is_some() {
             cfg.threads = args.threads;
+        }
+        if args.memory_cache.is_some() {
+            cfg.memory_cache_mib = args.memory_cache;
         }
         if !args.sinks.is_empty() {
             cfg.sinks = args.sinks;
@@ -207,6 +212,9 @@ impl Job {
             settle_seconds: cfg.settle_seconds.unwrap_or(60),
             s3: cfg.s3,
             show: args.show,
+            memory_cache_mib: cfg
+                .memory_cache_mib
+                .unwrap_or(crate::detect::DEFAULT_MEMORY_CACHE_MIB),
         })
     }
 }
@@ -306,16 +314,15 @@ async fn locked_run(job: &Job, store: &Store, started: Instant) -> Result<u8> {
                 since: Some(from),
                 until: Some(to + 1),
             };
-            let (new, suppressed, _) = detect_new(
-                store,
-                &reference,
-                &rules,
-                rule_errors,
-                &views,
+            let detection = Detection {
+                rules: &rules,
+                views: &views,
+                errors: rule_errors,
                 range,
-                &run_id,
-            )
-            .await?;
+                run_id: &run_id,
+                memory_cache_mib: job.memory_cache_mib,
+            };
+            let (new, suppressed, _) = detect_new(store, &reference, detection).await?;
             summary.alerts_suppressed = suppressed;
             new_alerts = new;
         }

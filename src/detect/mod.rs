@@ -14,8 +14,9 @@
 pub mod rule;
 pub mod sink;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, ListBuilder, RecordBatch, StringArray,
@@ -24,9 +25,12 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
 
 use self::rule::{Rule, View};
 use crate::schema::{self, alerts as a};
@@ -226,24 +230,148 @@ fn scope_events(
     range: Range,
     lookback_us: i64,
 ) -> datafusion::error::Result<()> {
+    for (name, table) in all.tables() {
+        let df = in_scope(ctx, table, range, lookback_us)?;
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, df.into_view())?;
+    }
+    Ok(())
+}
+
+/// The rows of `table` that rules with `lookback_us` may read in `range`.
+fn in_scope(
+    ctx: &SessionContext,
+    table: &Arc<dyn TableProvider>,
+    range: Range,
+    lookback_us: i64,
+) -> datafusion::error::Result<DataFrame> {
     let ts = |v: i64| {
         lit(ScalarValue::TimestampMicrosecond(
             Some(v),
             Some("UTC".into()),
         ))
     };
-    for (name, table) in all.tables() {
-        let mut df = ctx.read_table(table.clone())?;
-        if let Some(s) = range.since {
-            df = df.filter(col(schema::TS).gt_eq(ts(s.saturating_sub(lookback_us))))?;
-        }
-        if let Some(u) = range.until {
-            df = df.filter(col(schema::TS).lt(ts(u)))?;
-        }
-        ctx.deregister_table(name)?;
-        ctx.register_table(name, df.into_view())?;
+    let mut df = ctx.read_table(table.clone())?;
+    if let Some(s) = range.since {
+        df = df.filter(col(schema::TS).gt_eq(ts(s.saturating_sub(lookback_us))))?;
     }
-    Ok(())
+    if let Some(u) = range.until {
+        df = df.filter(col(schema::TS).lt(ts(u)))?;
+    }
+    Ok(df)
+}
+
+/// The columns of each table that `rules` and `views` read, as their plans
+/// say. Call it with the whole tables registered, as [`check`] is. Every
+/// view counts: [`scope`] plans them all over the events it registers.
+pub async fn columns_read(
+    ctx: &SessionContext,
+    rules: &[&Rule],
+    views: &[View],
+) -> Result<HashMap<String, BTreeSet<String>>, String> {
+    let mut queries = Vec::new();
+    for r in rules {
+        queries.push((format!("rule {}", r.id), r.sql()?));
+    }
+    for v in views {
+        queries.push((format!("view {}", v.name), v.sql.clone()));
+    }
+    let mut read: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (what, sql) in queries {
+        let plan = ctx
+            .sql(&sql)
+            .await
+            .and_then(|df| df.into_optimized_plan())
+            .map_err(|e| format!("{what}: {e}"))?;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let cols = read.entry(scan.table_name.table().to_string()).or_default();
+                cols.extend(
+                    scan.projected_schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone()),
+                );
+                for f in &scan.filters {
+                    cols.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(|e| format!("{what}: {e}"))?;
+    }
+    Ok(read)
+}
+
+/// How many MiB of events [`cache`] may hold unless told otherwise.
+/// The built-in rules keep about 80 bytes per event, so this holds some
+/// 25 million events.
+pub const DEFAULT_MEMORY_CACHE_MIB: usize = 2048;
+
+/// The events rules with `lookback_us` read in `range`, only the `columns`
+/// the rules read, decoded once into memory when they fit in `budget` bytes
+/// (with how many they take; `None` when they do not, and reading stops
+/// there). The rules of the scope then read memory instead of each decoding
+/// the store's Parquet again.
+pub async fn cache(
+    ctx: &SessionContext,
+    all: &Events,
+    range: Range,
+    lookback_us: i64,
+    columns: &HashMap<String, BTreeSet<String>>,
+    budget: usize,
+) -> datafusion::error::Result<Option<(Events, usize)>> {
+    let used = Arc::new(AtomicUsize::new(0));
+    let mut tables = Vec::new();
+    for (name, table) in all.tables() {
+        let df = in_scope(ctx, table, range, lookback_us)?;
+        let wanted = columns.get(name);
+        let keep: Vec<Expr> = df
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() == schema::TS || wanted.is_some_and(|w| w.contains(f.name())))
+            .map(|f| col(f.name()))
+            .collect();
+        let df = df.select(keep)?;
+        let arrow_schema = Arc::new(df.schema().as_arrow().clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        let streams = df.execute_stream_partitioned().await?;
+        let n = streams.len();
+        for (i, mut stream) in streams.into_iter().enumerate() {
+            let used = used.clone();
+            // One task per partition, as `collect_partitioned` does: the
+            // decoding runs in whoever polls the stream.
+            tasks.spawn(async move {
+                let mut part = Vec::new();
+                while let Some(b) = stream.next().await {
+                    let b = b?;
+                    let size = b.get_array_memory_size();
+                    if used.fetch_add(size, Ordering::Relaxed) + size > budget {
+                        return Ok((i, None));
+                    }
+                    part.push(b);
+                }
+                Ok::<_, datafusion::error::DataFusionError>((i, Some(part)))
+            });
+        }
+        let mut parts = vec![Vec::new(); n];
+        while let Some(done) = tasks.join_next().await {
+            let (i, part) =
+                done.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
+            match part {
+                Some(p) => parts[i] = p,
+                None => return Ok(None),
+            }
+        }
+        let t: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(arrow_schema, parts)?);
+        tables.push(t);
+    }
+    let [access, system] = <[_; 2]>::try_from(tables).expect("two tables");
+    Ok(Some((
+        Events { access, system },
+        used.load(Ordering::Relaxed),
+    )))
 }
 
 /// Plans `rule` and checks its result columns; the error says what to fix.
