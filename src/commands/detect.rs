@@ -182,7 +182,7 @@ async fn run_rules_over(
         run_id,
         memory_cache_mib,
     } = d;
-    let cache_budget = memory_cache_mib << 20;
+    let mut cache_budget = memory_cache_mib << 20;
     // Check against the full table (planning reads no data).
     all.register(ctx)?;
     det::register_views(ctx, views, &[])
@@ -208,16 +208,17 @@ async fn run_rules_over(
     lookbacks.dedup();
     let mut ran = 0;
     let mut alerts = Vec::new();
-    let columns = if cache_budget > 0 {
-        det::columns_read(ctx, &checked, views)
-            .await
-            .map_err(|reason| Error::Input {
-                input: "rules".into(),
-                reason,
-            })?
-    } else {
-        HashMap::new()
-    };
+    let mut columns = HashMap::new();
+    if cache_budget > 0 {
+        match det::columns_read(ctx, &checked, views).await {
+            Ok(read) => columns = read,
+            // The rules checked; they can still run, each reading the store.
+            Err(reason) => {
+                eprintln!("emrwatch: the events are not kept in memory: {reason}");
+                cache_budget = 0;
+            }
+        }
+    }
     // The events of the last scope read into memory, and where that scope starts.
     let mut cached: Option<(Option<i64>, Events)> = None;
     for lookback in lookbacks {
