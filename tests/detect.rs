@@ -2,7 +2,7 @@
 //! alerts and its benign look-alike that must not; then the runner (broken
 //! rules, re-runs, ranges) and the whole loop on `emrwatch gen` output.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -777,28 +777,40 @@ fn write_rules(dir: &Path) {
     .unwrap();
 }
 
+/// A generated hospital (20,000 events over 7 days, seed 5), its access logs
+/// and its hosts' syslog ingested into `dir/store`: the store and the
+/// reference folder.
+fn ingested_hospital(dir: &Path) -> (PathBuf, PathBuf) {
+    let h = dir.join("h");
+    let store = dir.join("store");
+    gen_hospital(&h, "20000", "7", "5");
+    ingest(&store, &[&h.join("logs"), &h.join("syslog")], &[]);
+    (store, h.join("ref"))
+}
+
+/// `detect --store STORE --ref REFERENCE`, then `extra`.
+fn detect_args<'a>(store: &'a Path, reference: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "detect",
+        "--store",
+        store.to_str().unwrap(),
+        "--ref",
+        reference.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// The CLI end to end on a generated hospital: detect, detect again (nothing
 /// new, nothing stored twice), and a broken rule named and skipped.
 #[test]
 fn detect_twice_raises_each_alert_once_and_names_a_broken_rule() {
     let dir = tempfile::tempdir().unwrap();
-    let h = dir.path().join("h");
-    let store = dir.path().join("store");
-    gen_hospital(&h, "20000", "7", "5");
-    ingest(&store, &[&h.join("logs")], &[]);
+    let (store, reference) = ingested_hospital(dir.path());
     let rules = dir.path().join("rules");
     write_rules(&rules);
-    let reference = h.join("ref");
     let detect = |extra: &[&str]| {
-        let mut args = vec![
-            "detect",
-            "--store",
-            store.to_str().unwrap(),
-            "--ref",
-            reference.to_str().unwrap(),
-            "--rules",
-            rules.to_str().unwrap(),
-        ];
+        let mut args = detect_args(&store, &reference, &["--rules", rules.to_str().unwrap()]);
         args.extend_from_slice(extra);
         ok(&args)
     };
@@ -831,23 +843,11 @@ fn detect_twice_raises_each_alert_once_and_names_a_broken_rule() {
 #[test]
 fn detect_finds_the_same_alerts_with_the_events_in_memory_or_not() {
     let dir = tempfile::tempdir().unwrap();
-    let h = dir.path().join("h");
-    let store = dir.path().join("store");
-    gen_hospital(&h, "20000", "7", "5");
-    ingest(&store, &[&h.join("logs"), &h.join("syslog")], &[]);
-    let reference = h.join("ref");
+    let (store, reference) = ingested_hospital(dir.path());
     let detect = |extra: &[&str]| -> (Vec<String>, String) {
         // Alerts already stored would not be raised again.
         let _ = std::fs::remove_dir_all(store.join("alerts"));
-        let mut args = vec![
-            "detect",
-            "--store",
-            store.to_str().unwrap(),
-            "--ref",
-            reference.to_str().unwrap(),
-            "--out",
-            "-",
-        ];
+        let mut args = detect_args(&store, &reference, &["--out", "-"]);
         args.extend_from_slice(extra);
         let out = emrwatch()
             .env("EMRWATCH_VERBOSE", "1")
