@@ -44,7 +44,7 @@ SELECT
     b.user_id,
     nullif(b.host, '') AS host,
     b.src_ip,
-    array_agg(DISTINCT e.patient_id) FILTER (WHERE e.patient_id IS NOT NULL) AS patient_ids,
+    array_agg(e.patient_id) FILTER (WHERE e.patient_id IS NOT NULL) AS patient_ids,
     min(b.first_failure) AS first_ts,
     max(coalesce(e.ts, b.success_ts)) AS last_ts,
     max(b.failures) + count(e.ts) AS event_count,

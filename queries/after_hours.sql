@@ -61,7 +61,7 @@ SELECT
     e.user_id,
     CAST(NULL AS VARCHAR) AS host,
     CAST(NULL AS VARCHAR) AS src_ip,
-    array_agg(DISTINCT e.patient_id) FILTER (WHERE e.patient_id IS NOT NULL) AS patient_ids,
+    array_agg(e.patient_id) FILTER (WHERE e.patient_id IS NOT NULL) AS patient_ids,
     min(e.ts) AS first_ts,
     max(e.ts) AS last_ts,
     count(*) AS event_count,

@@ -8,7 +8,7 @@ SELECT
     a.user_id,
     CAST(NULL AS VARCHAR) AS host,
     CAST(NULL AS VARCHAR) AS src_ip,
-    array_agg(DISTINCT a.patient_id) AS patient_ids,
+    array_agg(a.patient_id) AS patient_ids,
     min(a.ts) AS first_ts,
     max(a.ts) AS last_ts,
     count(*) AS event_count,

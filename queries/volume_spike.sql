@@ -65,7 +65,7 @@ SELECT
     f.user_id,
     CAST(NULL AS VARCHAR) AS host,
     CAST(NULL AS VARCHAR) AS src_ip,
-    array_agg(DISTINCT a.patient_id) AS patient_ids,
+    array_agg(a.patient_id) AS patient_ids,
     f.first_ts,
     f.last_ts,
     f.events AS event_count,

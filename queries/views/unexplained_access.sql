@@ -16,7 +16,10 @@
 --   DataFusion 55 pushed the IS NULL test into the events side as well
 --   (apache/datafusion#20213) and returned nothing;
 -- - two joins on two equal keys each, not one with an OR, which would leave
---   the patient as the only hash key and test every encounter of the patient.
+--   the patient as the only hash key and test every encounter of the patient;
+-- - the department's encounters first: they explain most opens (a user's own
+--   encounters are of their department too), so the join on the user sees
+--   a twentieth of the events (view 5.0 s to 3.3 s on 10 million events).
 WITH windows AS (
     SELECT
         patient_id AS enc_patient,
@@ -26,19 +29,19 @@ WITH windows AS (
         coalesce(end_ts, start_ts) + INTERVAL '1' DAY AS enc_to
     FROM encounters
 ),
-not_by_user AS (
+not_by_department AS (
     SELECT a.ts, a.user_id, a.patient_id, a.action, a.src_ip, a.workstation, a.staff_department
     FROM windows c
     RIGHT JOIN chart_access a
-        ON c.enc_patient = a.patient_id AND c.enc_user = a.user_id
+        ON c.enc_patient = a.patient_id AND c.enc_department = a.staff_department
        AND a.ts >= c.enc_from AND a.ts <= c.enc_to
     WHERE c.enc_patient IS NULL
 ),
 opened AS (
     SELECT a.*
     FROM windows c
-    RIGHT JOIN not_by_user a
-        ON c.enc_patient = a.patient_id AND c.enc_department = a.staff_department
+    RIGHT JOIN not_by_department a
+        ON c.enc_patient = a.patient_id AND c.enc_user = a.user_id
        AND a.ts >= c.enc_from AND a.ts <= c.enc_to
     WHERE c.enc_patient IS NULL
 )

@@ -149,7 +149,7 @@ fn fits(want: Want, t: &DataType) -> bool {
 fn want_name(want: Want) -> &'static str {
     match want {
         Want::Text => "text (Utf8)",
-        Want::Texts => "a list of text (array_agg(DISTINCT patient_id))",
+        Want::Texts => "a list of text (array_agg(patient_id))",
         Want::Time => "a timestamp",
         Want::Int => "an integer",
         Want::Float => "a number",
@@ -800,6 +800,37 @@ mod tests {
         ] {
             assert_eq!(dedup(rows)[0].summary, "about p4");
         }
+    }
+
+    /// Rules may list a patient once per event (`array_agg` without
+    /// DISTINCT, which DataFusion aggregates far faster): the alert lists each
+    /// patient once, in order.
+    #[tokio::test]
+    async fn an_alert_lists_each_patient_once_in_order() {
+        let ctx = SessionContext::new();
+        let batch = ctx
+            .sql(
+                "SELECT 'u1' AS user_id, CAST(NULL AS VARCHAR) AS host, \
+                 CAST(NULL AS VARCHAR) AS src_ip, \
+                 make_array('p2', 'p1', NULL, 'p2', 'p1') AS patient_ids, \
+                 TIMESTAMP '2026-11-02T10:00:00' AS first_ts, \
+                 TIMESTAMP '2026-11-02T11:00:00' AS last_ts, 5 AS event_count, \
+                 1.0 AS score, 'why' AS summary",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let rule = Rule::parse(
+            "t.sql",
+            "-- id: t\n-- title: T\n-- severity: high\n-- scenario: s\n\
+             -- description: d\n-- lookback: 0\nSELECT 1\n",
+        )
+        .unwrap();
+        let alerts = to_alerts(&batch[0], &rule, "run").unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].patient_ids, vec!["p1", "p2"]);
     }
 
     #[test]
