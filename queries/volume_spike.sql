@@ -32,7 +32,8 @@ daily AS (
     SELECT
         d.*,
         coalesce(s.role, 'unknown') AS role
-    FROM (
+    FROM staff s
+    RIGHT JOIN (
         SELECT
             user_id,
             day,
@@ -42,8 +43,7 @@ daily AS (
             sum(events) AS events
         FROM per_patient
         GROUP BY user_id, day
-    ) d
-    LEFT JOIN staff s ON s.user_id = d.user_id
+    ) d ON s.user_id = d.user_id
 ),
 scored AS (
     SELECT

@@ -50,5 +50,5 @@ opened AS (
 SELECT o.ts, o.user_id, o.patient_id, o.action, o.src_ip, o.workstation, s.role,
        o.staff_department, s.last_name AS user_last_name, s.address AS user_address,
        s.zip AS user_zip
-FROM opened o
-LEFT JOIN staff s ON s.user_id = o.user_id
+FROM staff s
+RIGHT JOIN opened o ON s.user_id = o.user_id

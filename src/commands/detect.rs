@@ -133,7 +133,7 @@ pub fn run_rules(args: RulesArgs) -> Result<()> {
 /// A session for rules: every function, the reference tables, and `events`
 /// registered as `access_events`.
 async fn rule_session(reference: &Reference) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config(crate::sql::session::config()?);
+    let ctx = SessionContext::new_with_config(crate::sql::session::rules_config()?);
     functions::register(&ctx);
     reference.register(&ctx)?;
     Ok(ctx)
@@ -445,7 +445,7 @@ pub async fn detect_new(
     detection: Detection<'_>,
 ) -> Result<(Vec<Alert>, usize, usize)> {
     // One session: the store's tables registered their object store in its runtime.
-    let ctx = crate::sql::session::open(store).await?;
+    let ctx = crate::sql::session::open_with(store, crate::sql::session::rules_config()?).await?;
     reference.register(&ctx)?;
     let all = Events {
         access: ctx.table_provider(ACCESS_EVENTS).await?,

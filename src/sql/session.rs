@@ -28,10 +28,31 @@ pub fn config() -> Result<SessionConfig> {
     Ok(SessionConfig::from_env()?.with_information_schema(true))
 }
 
+/// The settings of sessions that run detection rules: [`config`], but every
+/// hash join builds one table from its left input and probes it from each
+/// partition of its right, instead of repartitioning both sides by the join
+/// key. Rules put the small side on the left (README, "Writing a rule"), and
+/// DataFusion has no size for a CTE's result, so it would otherwise hash and
+/// copy every event once more to meet a handful of flagged rows (detect on 10
+/// million events: 12.7/12.1 s to 11.5/10.0 s). `DATAFUSION_OPTIMIZER_REPARTITION_JOINS`
+/// still decides when it is set.
+pub fn rules_config() -> Result<SessionConfig> {
+    let mut config = config()?;
+    if std::env::var_os("DATAFUSION_OPTIMIZER_REPARTITION_JOINS").is_none() {
+        config.options_mut().optimizer.repartition_joins = false;
+    }
+    Ok(config)
+}
+
 /// A session with every store table registered under its name. A table
 /// never written is registered empty, so queries and `\d` work on a new store.
 pub async fn open(store: &Store) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config(config()?);
+    open_with(store, config()?).await
+}
+
+/// [`open`] with settings of its own ([`rules_config`]).
+pub async fn open_with(store: &Store, config: SessionConfig) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config(config);
     crate::functions::register(&ctx);
     for name in TABLES {
         match store.open(name).await? {
@@ -47,4 +68,41 @@ pub async fn open(store: &Store) -> Result<SessionContext> {
         }
     }
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of a rule-like join: a few flagged users on the left (a
+    /// grouped CTE, which DataFusion guesses as large as its input), every
+    /// event on the right.
+    async fn join_plan(config: SessionConfig) -> String {
+        let ctx = SessionContext::new_with_config(config.with_target_partitions(2));
+        ctx.sql(
+            "CREATE TABLE ev AS SELECT 'u' || CAST(v % 7 AS VARCHAR) AS user_id, v AS n \
+             FROM generate_series(1, 200000) AS t(v)",
+        )
+        .await
+        .unwrap();
+        let df = ctx
+            .sql(
+                "WITH flagged AS (SELECT user_id FROM ev GROUP BY user_id HAVING count(*) > 100) \
+                 SELECT f.user_id, e.n FROM flagged f JOIN ev e ON e.user_id = f.user_id",
+            )
+            .await
+            .unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn rule_sessions_probe_the_events_without_repartitioning_them() {
+        let plain = join_plan(config().unwrap()).await;
+        assert!(plain.contains("mode=Partitioned"), "{plain}");
+        let rules = join_plan(rules_config().unwrap()).await;
+        assert!(rules.contains("mode=CollectLeft"), "{rules}");
+    }
 }
