@@ -34,12 +34,26 @@ pub fn config() -> Result<SessionConfig> {
 /// key. Rules put the small side on the left (README, "Writing a rule"), and
 /// DataFusion has no size for a CTE's result, so it would otherwise hash and
 /// copy every event once more to meet a handful of flagged rows (detect on 10
-/// million events: 12.7/12.1 s to 11.5/10.0 s). `DATAFUSION_OPTIMIZER_REPARTITION_JOINS`
-/// still decides when it is set.
+/// million events: 12.7/12.1 s to 11.5/10.0 s).
+///
+/// And a grouping's first, per-partition pass is dropped as soon as it
+/// merges fewer than half of the rows it sees (DataFusion's default: a
+/// fifth): the rows are then hashed and grouped once instead of twice.
+/// volume_spike's per (user, day, patient) counts merge a third of the
+/// opens; the rule went from 2.5-2.9 s to 2.1-2.3 s.
+///
+/// A `DATAFUSION_*` variable for either setting still decides when it is set.
 pub fn rules_config() -> Result<SessionConfig> {
     let mut config = config()?;
-    if std::env::var_os("DATAFUSION_OPTIMIZER_REPARTITION_JOINS").is_none() {
+    let unset = |name: &str| std::env::var_os(name).is_none();
+    if unset("DATAFUSION_OPTIMIZER_REPARTITION_JOINS") {
         config.options_mut().optimizer.repartition_joins = false;
+    }
+    if unset("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD") {
+        config
+            .options_mut()
+            .execution
+            .skip_partial_aggregation_probe_ratio_threshold = 0.5;
     }
     Ok(config)
 }
@@ -96,6 +110,41 @@ mod tests {
         datafusion::physical_plan::displayable(plan.as_ref())
             .indent(false)
             .to_string()
+    }
+
+    /// Rows the first pass of a grouping passed on ungrouped, grouping
+    /// 400 000 rows into 266 667 groups (each three neighbours into two: a
+    /// third of the rows merge, in whichever partition they land).
+    async fn rows_passed_ungrouped(config: SessionConfig) -> usize {
+        let ctx = SessionContext::new_with_config(config.with_target_partitions(2));
+        let df = ctx
+            .sql(
+                "SELECT v * 2 / 3 AS k, count(*) AS n \
+                 FROM generate_series(1, 400000) AS t(v) GROUP BY v * 2 / 3",
+            )
+            .await
+            .unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+            .await
+            .unwrap();
+        let mut skipped = 0;
+        let mut stack = vec![plan];
+        while let Some(p) = stack.pop() {
+            if let Some(m) = p.metrics() {
+                skipped += m
+                    .sum_by_name("skipped_aggregation_rows")
+                    .map_or(0, |v| v.as_usize());
+            }
+            stack.extend(p.children().into_iter().cloned());
+        }
+        skipped
+    }
+
+    #[tokio::test]
+    async fn rule_sessions_group_once_when_a_first_pass_merges_little() {
+        assert_eq!(rows_passed_ungrouped(config().unwrap()).await, 0);
+        assert!(rows_passed_ungrouped(rules_config().unwrap()).await > 0);
     }
 
     #[tokio::test]
