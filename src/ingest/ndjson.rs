@@ -27,6 +27,9 @@ pub struct NdjsonDecoder {
     seen: Vec<(Box<str>, Target)>,
     /// Columns whose path is a single key: their value is the key's.
     direct: [bool; MAPPED],
+    /// Whether [`Self::decode_flat`] is tried first (tests turn it off to
+    /// compare it with simd-json).
+    flat: bool,
 }
 
 /// What a top-level key of a record feeds.
@@ -60,6 +63,7 @@ impl NdjsonDecoder {
             first_keys,
             seen: Vec::new(),
             direct,
+            flat: true,
         }
     }
 
@@ -72,6 +76,12 @@ impl NdjsonDecoder {
         out: &mut AccessBuilder,
         sink: &mut RecordSink,
     ) -> RecordOutcome {
+        if self.flat
+            && let Some(row) = self.decode_flat(&buf[..len])
+        {
+            out.append(&row, line);
+            return RecordOutcome::stored(1);
+        }
         let mapping = &self.mapping;
         // A slice, not the Vec: with simd-json's prelude in scope, `Vec::iter`
         // resolves to value-trait's `Array::iter`, which boxes an iterator
@@ -88,19 +98,7 @@ impl NdjsonDecoder {
                 // The value at each column's path, found in one pass over the top level.
                 let mut at: [Option<Value>; MAPPED] = [None; MAPPED];
                 for (i, (k, v)) in obj.iter().enumerate() {
-                    let target = match seen.get(i) {
-                        Some((key, t)) if short_eq(key.as_bytes(), k.as_bytes()) => *t,
-                        _ => {
-                            let t = target(first_keys, direct, k);
-                            if i < seen.len() {
-                                seen[i] = (k.into(), t);
-                            } else if i == seen.len() && i < MAX_SEEN {
-                                seen.push((k.into(), t));
-                            }
-                            t
-                        }
-                    };
-                    match target {
+                    match remembered(seen, first_keys, direct, i, k) {
                         Target::Nothing => {}
                         Target::Column(c) => at[c] = Some(v),
                         Target::Columns(h) => {
@@ -155,6 +153,221 @@ fn scalar_text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
     }
     v.as_bool()
         .map(|b| Cow::Borrowed(if b { "true" } else { "false" }))
+}
+
+impl NdjsonDecoder {
+    /// The row of a record that is a flat object of plain values, the usual
+    /// shape of a JSON-lines audit log, read without building a simd-json
+    /// tape (building it was half of decoding such a log): memchr finds each
+    /// string's end, and simdutf8 validates the record.
+    ///
+    /// `None` sends the record to simd-json: anything but an object of
+    /// strings and plain scalars (nesting, escapes, exponents, long numbers),
+    /// a mapped column holding a number or boolean (simd-json prints those),
+    /// and every record that would be rejected, so that the reason given is
+    /// simd-json's and the mapping's, as without this path. What it accepts
+    /// is valid JSON that simd-json reads to the same strings.
+    fn decode_flat<'r>(&'r mut self, rec: &'r [u8]) -> Option<AccessRow<'r>> {
+        let rec = simdutf8::basic::from_utf8(rec).ok()?;
+        let first_keys = self.first_keys.as_slice();
+        let direct = &self.direct;
+        let mut at: [Option<&str>; MAPPED] = [None; MAPPED];
+        let flat = flat_object(rec, |i, k, v| {
+            let mut set = |c: usize| match v {
+                // A deeper path into a string or null finds nothing.
+                Plain::Str(s) => {
+                    at[c] = if direct[c] { Some(s) } else { None };
+                    true
+                }
+                // The timestamp's errors are the slow path's to word.
+                Plain::Null => {
+                    at[c] = None;
+                    c != col::TS
+                }
+                // simd-json's printing of numbers and booleans is its own.
+                Plain::Other if direct[c] => false,
+                Plain::Other => {
+                    at[c] = None;
+                    true
+                }
+            };
+            match remembered(&mut self.seen, first_keys, direct, i, k) {
+                Target::Nothing => true,
+                Target::Column(c) => set(c),
+                Target::Columns(h) => first_keys[h].1.iter().all(|&c| set(c)),
+            }
+        });
+        if !flat {
+            return None;
+        }
+        let mapping = &*self.mapping;
+        let ts = mapping.timestamp.parse_str(at[col::TS]?)?;
+        mapping.row(ts, |c| at[c].map(Cow::Borrowed)).ok()
+    }
+}
+
+/// What key `k`, the `i`th of its record, feeds: remembered from the record
+/// before when that had the same key there, else looked up (and remembered).
+#[inline(always)]
+fn remembered(
+    seen: &mut Vec<(Box<str>, Target)>,
+    first_keys: &[(String, Vec<usize>)],
+    direct: &[bool; MAPPED],
+    i: usize,
+    k: &str,
+) -> Target {
+    match seen.get(i) {
+        Some((key, t)) if short_eq(key.as_bytes(), k.as_bytes()) => *t,
+        _ => {
+            let t = target(first_keys, direct, k);
+            if i < seen.len() {
+                seen[i] = (k.into(), t);
+            } else if i == seen.len() && i < MAX_SEEN {
+                seen.push((k.into(), t));
+            }
+            t
+        }
+    }
+}
+
+/// A value of a flat record, as [`flat_object`] read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plain<'r> {
+    /// A string without escapes.
+    Str(&'r str),
+    /// `null`.
+    Null,
+    /// `true`, `false`, or a number of at most 15 digits without exponent.
+    Other,
+}
+
+/// Reads `rec` as one JSON object whose values are all [`Plain`], calling
+/// `field(i, key, value)` for its `i`th member, in order. False, as soon as
+/// the record is anything else or `field` returns false; a true is only
+/// returned for valid JSON.
+fn flat_object<'r>(rec: &'r str, mut field: impl FnMut(usize, &'r str, Plain<'r>) -> bool) -> bool {
+    let b = rec.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return false;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return skip_ws(b, i + 1) == b.len();
+    }
+    let mut n = 0;
+    loop {
+        let Some((key, next)) = plain_str(rec, i) else {
+            return false;
+        };
+        i = skip_ws(b, next);
+        if b.get(i) != Some(&b':') {
+            return false;
+        }
+        i = skip_ws(b, i + 1);
+        let (value, next) = match b.get(i) {
+            Some(b'"') => match plain_str(rec, i) {
+                Some((s, next)) => (Plain::Str(s), next),
+                None => return false,
+            },
+            Some(b'n') if b[i..].starts_with(b"null") => (Plain::Null, i + 4),
+            Some(b't') if b[i..].starts_with(b"true") => (Plain::Other, i + 4),
+            Some(b'f') if b[i..].starts_with(b"false") => (Plain::Other, i + 5),
+            Some(b'-' | b'0'..=b'9') => match plain_number(b, i) {
+                Some(next) => (Plain::Other, next),
+                None => return false,
+            },
+            _ => return false,
+        };
+        if !field(n, key, value) {
+            return false;
+        }
+        n += 1;
+        // What follows a value must be a comma or the end of the object
+        // (this also refuses `nullx` and `01`).
+        i = skip_ws(b, next);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return skip_ws(b, i + 1) == b.len(),
+            _ => return false,
+        }
+    }
+}
+
+/// The string starting with the quote at `rec[i]`, and the index after its
+/// closing quote; `None` if it has an escape or a control character (or is
+/// not a string).
+#[inline(always)]
+fn plain_str(rec: &str, i: usize) -> Option<(&str, usize)> {
+    let b = rec.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let end = i + 1 + first_special(&b[i + 1..])?;
+    (b[end] == b'"').then(|| (&rec[i + 1..end], end + 1))
+}
+
+/// The index of the first quote, backslash or control character in `b`.
+/// Eight bytes at a time in a word (SWAR): log strings are a few bytes to a
+/// few dozen, too short for memchr's vector loop to pay for its set-up
+/// (memchr2 plus a control-character pass took twice as long).
+#[inline(always)]
+fn first_special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Each test sets the high bit of a byte that is (or, only above a byte
+    // that truly is, may falsely seem) a match, so the lowest bit set in
+    // their union is the first true match.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut at = 0;
+    while let Some(w) = b.get(at..at + 8) {
+        let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        let hit = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if hit != 0 {
+            return Some(at + hit.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    b[at..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| at + p)
+}
+
+/// The index after the number starting at `b[i]`: `-?(0|[1-9][0-9]*)(.[0-9]+)?`
+/// with at most 15 digits in all, which every JSON parser reads exactly.
+fn plain_number(b: &[u8], mut i: usize) -> Option<usize> {
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    let digits = |mut i: usize| {
+        let from = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i, i - from)
+    };
+    let (mut end, mut n) = digits(i);
+    if n == 0 || (b[i] == b'0' && n > 1) {
+        return None;
+    }
+    if b.get(end) == Some(&b'.') {
+        let (e, f) = digits(end + 1);
+        if f == 0 {
+            return None;
+        }
+        (end, n) = (e, n + f);
+    }
+    (n <= 15).then_some(end)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
 }
 
 /// What top-level key `k` feeds, looked up in `first_keys`.
@@ -217,6 +430,185 @@ mod tests {
     use arrow::datatypes::DataType;
 
     use crate::ingest::{Format, IngestOptions, decode_bytes};
+
+    use std::sync::Arc;
+
+    use arrow::record_batch::RecordBatch;
+
+    use super::NdjsonDecoder;
+    use crate::ingest::RecordSink;
+    use crate::ingest::builder::AccessBuilder;
+    use crate::ingest::mapping::Mapping;
+
+    /// Decodes `lines` with the flat path tried first or not: the batch and
+    /// the rejects (line, reason).
+    fn decode_lines(
+        lines: &[Vec<u8>],
+        mapping: &Arc<Mapping>,
+        flat: bool,
+    ) -> (RecordBatch, Vec<(u64, String)>) {
+        let mut d = NdjsonDecoder::new(mapping.clone());
+        d.flat = flat;
+        let mut out = AccessBuilder::with_capacity(lines.len());
+        let mut sink = RecordSink::new("mem://t".into());
+        for (n, l) in lines.iter().enumerate() {
+            let mut buf = l.clone();
+            buf.extend_from_slice(&[b' '; simd_json::INPUT_PADDING]);
+            sink.begin(0, l);
+            d.decode(&mut buf, l.len(), n as u64 + 1, &mut out, &mut sink);
+        }
+        let rejects = sink.rejects.iter().map(|r| (r.line, r.reason.clone()));
+        (out.finish("mem://t"), rejects.collect())
+    }
+
+    /// A mapping with a nested path, a key feeding two columns, and a value map.
+    fn nested_mapping() -> Arc<Mapping> {
+        let toml = "[columns]\nuser_id = \"actor.id\"\nresource = \"action\"\n\
+                    [values.action]\nR = \"view\"\n";
+        Arc::new(Mapping::parse(toml).expect("valid mapping"))
+    }
+
+    const PLAIN: &str =
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","patient_id":"M1"}"#;
+
+    /// Lines the flat path must read as simd-json does, or leave to it.
+    const SHAPES: &[&str] = &[
+        PLAIN,
+        r#"  { "ts" : "2026-07-01T10:00:00Z" ,	"user_id": "u1", "action":"view" }  "#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u\u00e9","action":"view"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"ü ñ 漢","action":"view","n":-0.5,"ok":true,"x":null}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":12,"action":"view"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","n":1e3}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","n":01}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","n":12345678901234567890}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","n":1.}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","n":nul}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","n":nullx}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view",}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view"} x"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view"}}"#,
+        r#"{"ts":null,"user_id":"u1","action":"view"}"#,
+        r#"{"ts":1782900000,"user_id":"u1","action":"view"}"#,
+        r#"{"ts":"yesterday","user_id":"u1","action":"view"}"#,
+        r#"{"user_id":"u1","action":"view"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"dance"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","user_id":"u2","action":"view"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","actor":{"id":"u7"},"action":"R"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","actor":"u7","action":"R","user_id":"u1"}"#,
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","tags":["a"]}"#,
+        r#"["ts"]"#,
+        r#"{}"#,
+        r#""#,
+        "{\"ts\":\"2026-07-01T10:00:00Z\",\"user_id\":\"u\u{1}1\",\"action\":\"view\"}",
+        r#"{"ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view","patient_id":12}"#,
+    ];
+
+    #[test]
+    fn the_flat_path_reads_plain_lines_and_leaves_the_rest_to_simd_json() {
+        let mapping = Arc::new(Mapping::default());
+        let mut d = NdjsonDecoder::new(mapping);
+        assert!(d.decode_flat(PLAIN.as_bytes()).is_some());
+        assert!(d.decode_flat(SHAPES[1].as_bytes()).is_some(), "whitespace");
+        assert!(d.decode_flat(SHAPES[3].as_bytes()).is_some(), "scalars");
+        for leave in [2, 4, 5, 6, 12, 14, 17, 26, 27] {
+            assert!(
+                d.decode_flat(SHAPES[leave].as_bytes()).is_none(),
+                "{}",
+                SHAPES[leave]
+            );
+        }
+        let bad_utf8 = [&PLAIN.as_bytes()[..20], &[0xff], &PLAIN.as_bytes()[20..]].concat();
+        assert!(d.decode_flat(&bad_utf8).is_none());
+    }
+
+    #[test]
+    fn the_flat_path_decodes_every_shape_as_simd_json_does() {
+        let mut lines: Vec<Vec<u8>> = SHAPES.iter().map(|l| l.as_bytes().to_vec()).collect();
+        lines.push([&PLAIN.as_bytes()[..20], &[0xff], &PLAIN.as_bytes()[20..]].concat());
+        for mapping in [Arc::new(Mapping::default()), nested_mapping()] {
+            let (flat, flat_rejects) = decode_lines(&lines, &mapping, true);
+            let (tape, tape_rejects) = decode_lines(&lines, &mapping, false);
+            assert_eq!(flat, tape);
+            assert_eq!(flat_rejects, tape_rejects);
+            assert!(flat.num_rows() >= 1 && !flat_rejects.is_empty());
+        }
+    }
+
+    proptest::proptest! {
+        /// Records put together from keys, values and separators a log (or
+        /// a corrupted one) may hold, one byte sometimes overwritten:
+        /// decoded alike with and without the flat path.
+        #[test]
+        fn flat_and_tape_decoding_agree(
+            records in proptest::collection::vec((
+                proptest::bool::weighted(0.7),
+                proptest::collection::vec((
+                    proptest::sample::select(vec![
+                        "ts", "user_id", "action", "patient_id", "outcome", "actor", "x", "u\\\"",
+                    ]),
+                    proptest::sample::select(vec![
+                        "\"2026-07-01T10:00:00Z\"", "\"2026-07-01 10:00\"", "\"view\"", "\"R\"",
+                        "\"success\"", "\"u1\"", "\"\"", "\"a\\\"b\"", "\"é\"", "0", "-12.5", "1e2",
+                        "007", "true", "null", "{\"id\":\"u9\"}", "[1]", "nul",
+                    ]),
+                    proptest::sample::select(vec![",", " , ", ",\t"]),
+                ), 0..8),
+                proptest::option::of((0usize..200, proptest::num::u8::ANY)),
+            ), 1..12),
+        ) {
+            let lines: Vec<Vec<u8>> = records
+                .iter()
+                .map(|(valid_start, fields, damage)| {
+                    // Most records start as a row would, so that the fields
+                    // after decide whether and how they are stored.
+                    let mut l = b"{".to_vec();
+                    if *valid_start {
+                        l.extend_from_slice(br#""ts":"2026-07-01T10:00:00Z","user_id":"u1","action":"view""#);
+                    }
+                    for (n, (k, v, sep)) in fields.iter().enumerate() {
+                        if n > 0 || *valid_start {
+                            l.extend_from_slice(sep.as_bytes());
+                        }
+                        l.extend_from_slice(format!("\"{k}\":{v}").as_bytes());
+                    }
+                    l.push(b'}');
+                    if let Some((at, byte)) = damage {
+                        let at = at % l.len();
+                        l[at] = *byte;
+                    }
+                    l
+                })
+                .collect();
+            for mapping in [Arc::new(Mapping::default()), nested_mapping()] {
+                let (flat, flat_rejects) = decode_lines(&lines, &mapping, true);
+                let (tape, tape_rejects) = decode_lines(&lines, &mapping, false);
+                proptest::prop_assert_eq!(flat, tape);
+                proptest::prop_assert_eq!(flat_rejects, tape_rejects);
+            }
+        }
+    }
+
+    #[test]
+    fn first_special_finds_the_first_quote_backslash_or_control_byte() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f] {
+                    let mut b: Vec<u8> = (0..len)
+                        .map(|i| b"az09 ~\x7f\x80\xff\x21\x23\x5b\x5d\x20"[i % 14])
+                        .collect();
+                    b[at] = special;
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                    assert_eq!(super::first_special(&b), Some(at), "{b:?}");
+                }
+            }
+            let b: Vec<u8> = (0..len)
+                .map(|i| b"az09 ~\x7f\x80\xff\x21\x23\x5b\x5d\x20"[i % 14])
+                .collect();
+            assert_eq!(super::first_special(&b), None);
+        }
+    }
 
     /// The remembered key order is a guess: lines that change their key
     /// order, add unknown keys or leave keys out must decode the same.
