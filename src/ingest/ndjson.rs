@@ -158,8 +158,8 @@ fn scalar_text<'i>(v: Value<'_, 'i>) -> Option<Cow<'i, str>> {
 impl NdjsonDecoder {
     /// The row of a record that is a flat object of plain values, the usual
     /// shape of a JSON-lines audit log, read without building a simd-json
-    /// tape (building it was half of decoding such a log): memchr finds each
-    /// string's end, and simdutf8 validates the record.
+    /// tape (building it was half of decoding such a log): simdutf8
+    /// validates the record, and [`first_special`] finds each string's end.
     ///
     /// `None` sends the record to simd-json: anything but an object of
     /// strings and plain scalars (nesting, escapes, exponents, long numbers),
@@ -310,7 +310,9 @@ fn plain_str(rec: &str, i: usize) -> Option<(&str, usize)> {
 /// The index of the first quote, backslash or control character in `b`.
 /// Eight bytes at a time in a word (SWAR): log strings are a few bytes to a
 /// few dozen, too short for memchr's vector loop to pay for its set-up
-/// (memchr2 plus a control-character pass took twice as long).
+/// (memchr2 and a control-character pass per string: 0.93 s to Arrow for
+/// 1.35 million records, against 0.73 s with this). Marking a whole record's
+/// special bytes first, 32 at a time with AVX2, ran no faster.
 #[inline(always)]
 fn first_special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
