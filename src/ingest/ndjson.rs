@@ -27,10 +27,18 @@ pub struct NdjsonDecoder {
     seen: Vec<(Box<str>, Target)>,
     /// Columns whose path is a single key: their value is the key's.
     direct: [bool; MAPPED],
-    /// Whether [`Self::decode_flat`] is tried first (tests turn it off to
-    /// compare it with simd-json).
+    /// Whether [`Self::decode_flat`] is tried first: turned off for the rest
+    /// of the chunk after [`FLAT_GIVE_UP`] records in a row it could not read
+    /// (and by tests, to compare it with simd-json).
     flat: bool,
+    /// Records in a row that [`Self::decode_flat`] left to simd-json.
+    flat_misses: u32,
 }
+
+/// After this many records in a row that are not flat, a chunk goes straight
+/// to simd-json: a log of nested records paid 13 % for trying each one
+/// (0.48 s -> 0.55 s for 600,000 records with a nested user id).
+const FLAT_GIVE_UP: u32 = 32;
 
 /// What a top-level key of a record feeds.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +72,7 @@ impl NdjsonDecoder {
             seen: Vec::new(),
             direct,
             flat: true,
+            flat_misses: 0,
         }
     }
 
@@ -76,11 +85,14 @@ impl NdjsonDecoder {
         out: &mut AccessBuilder,
         sink: &mut RecordSink,
     ) -> RecordOutcome {
-        if self.flat
-            && let Some(row) = self.decode_flat(&buf[..len])
-        {
-            out.append(&row, line);
-            return RecordOutcome::stored(1);
+        if self.flat {
+            if let Some(row) = self.decode_flat(&buf[..len]) {
+                out.append(&row, line);
+                self.flat_misses = 0;
+                return RecordOutcome::stored(1);
+            }
+            self.flat_misses += 1;
+            self.flat = self.flat_misses < FLAT_GIVE_UP;
         }
         let mapping = &self.mapping;
         // A slice, not the Vec: with simd-json's prelude in scope, `Vec::iter`
@@ -534,6 +546,34 @@ mod tests {
             assert_eq!(flat_rejects, tape_rejects);
             assert!(flat.num_rows() >= 1 && !flat_rejects.is_empty());
         }
+    }
+
+    /// A log of nested records stops trying the flat path; a flat log with
+    /// a bad record now and then keeps it.
+    #[test]
+    fn a_chunk_of_records_that_are_not_flat_goes_straight_to_simd_json() {
+        let decode = |d: &mut NdjsonDecoder, line: &str| {
+            let mut out = AccessBuilder::with_capacity(1);
+            let mut sink = RecordSink::new("mem://t".into());
+            let mut buf = [line.as_bytes(), &[b' '; simd_json::INPUT_PADDING]].concat();
+            d.decode(&mut buf, line.len(), 1, &mut out, &mut sink);
+            out.len()
+        };
+        let nested = r#"{"ts":"2026-07-01T10:00:00Z","actor":{"id":"u7"},"action":"R"}"#;
+        let mut d = NdjsonDecoder::new(nested_mapping());
+        for n in 1..=super::FLAT_GIVE_UP {
+            assert!(d.flat, "still trying after {n} misses");
+            assert_eq!(decode(&mut d, nested), 1);
+        }
+        assert!(!d.flat);
+        assert_eq!(decode(&mut d, nested), 1);
+
+        let mut d = NdjsonDecoder::new(Arc::new(Mapping::default()));
+        for n in 0..100 {
+            let line = if n % 10 == 9 { SHAPES[2] } else { PLAIN };
+            assert_eq!(decode(&mut d, line), 1);
+        }
+        assert!(d.flat);
     }
 
     proptest::proptest! {
