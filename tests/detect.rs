@@ -709,6 +709,14 @@ async fn the_event_cache_holds_the_columns_and_rows_a_scope_reads_within_budget(
         .map(|f| f.name().clone())
         .collect();
     assert_eq!(&kept, read);
+    // Text is held as views, so ids compare and hash as 16-byte words.
+    let patient = cached
+        .access
+        .schema()
+        .field_with_name("patient_id")
+        .unwrap()
+        .clone();
+    assert_eq!(patient.data_type(), &arrow::datatypes::DataType::Utf8View);
     let rows = ctx
         .read_table(cached.access.clone())
         .unwrap()

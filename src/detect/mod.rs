@@ -28,6 +28,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::cast as cast_expr;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
@@ -304,8 +305,8 @@ pub async fn columns_read(
 }
 
 /// How many MiB of events [`cache`] may hold unless told otherwise.
-/// The built-in rules keep about 80 bytes per event, so this holds some
-/// 25 million events.
+/// The built-in rules keep about 100 bytes per event, so this holds some
+/// 20 million events.
 pub const DEFAULT_MEMORY_CACHE_MIB: usize = 2048;
 
 /// The events rules with `lookback_us` read in `range`, only the `columns`
@@ -313,6 +314,12 @@ pub const DEFAULT_MEMORY_CACHE_MIB: usize = 2048;
 /// (with how many they take; `None` when they do not, and reading stops
 /// there). The rules of the scope then read memory instead of each decoding
 /// the store's Parquet again.
+///
+/// Text is held as Utf8View: an id of 12 bytes or fewer lives in its
+/// 16-byte view, and the joins and groupings on ids, which are most of
+/// detection's work, compare and hash views instead of following offsets
+/// (detect on 10 million events, alternating: 14.3/12.7/11.4 s to
+/// 11.7/10.4/10.9 s; the cache grows from 765 to 996 MiB).
 pub async fn cache(
     ctx: &SessionContext,
     all: &Events,
@@ -331,7 +338,13 @@ pub async fn cache(
             .fields()
             .iter()
             .filter(|f| f.name() == schema::TS || wanted.is_some_and(|w| w.contains(f.name())))
-            .map(|f| col(f.name()))
+            .map(|f| {
+                if f.data_type() == &DataType::Utf8 {
+                    cast_expr(col(f.name()), DataType::Utf8View).alias(f.name())
+                } else {
+                    col(f.name())
+                }
+            })
             .collect();
         let df = df.select(keep)?;
         let arrow_schema = Arc::new(df.schema().as_arrow().clone());
@@ -345,7 +358,7 @@ pub async fn cache(
             tasks.spawn(async move {
                 let mut part = Vec::new();
                 while let Some(b) = stream.next().await {
-                    let b = b?;
+                    let b = compact_views(b?)?;
                     let size = b.get_array_memory_size();
                     if used.fetch_add(size, Ordering::Relaxed) + size > budget {
                         return Ok((i, None));
@@ -372,6 +385,21 @@ pub async fn cache(
         Events { access, system },
         used.load(Ordering::Relaxed),
     )))
+}
+
+/// `b` with each text column's values that fit in a view (12 bytes or
+/// fewer: ids, actions, outcomes) held in the view alone: the cast from
+/// Utf8 keeps the whole value buffer alive behind the views.
+fn compact_views(b: RecordBatch) -> datafusion::error::Result<RecordBatch> {
+    let columns = b
+        .columns()
+        .iter()
+        .map(|c| match c.as_string_view_opt() {
+            Some(v) => Arc::new(v.gc()) as ArrayRef,
+            None => c.clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(b.schema(), columns)?)
 }
 
 /// Plans `rule` and checks its result columns; the error says what to fix.
@@ -849,6 +877,33 @@ mod tests {
         b.src_ip = Some("192.0.2.8".into());
         assert_ne!(a.actor_key(), b.actor_key(), "two addresses at one host");
         assert_eq!(a.actor(), b.actor());
+    }
+
+    #[test]
+    fn compacted_views_keep_every_value_and_only_the_long_ones_bytes() {
+        let long = "a value longer than twelve bytes";
+        let text: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
+            Some("u0412"),
+            None,
+            Some(long),
+            Some("MRN0384289"),
+        ]));
+        let views = cast(&text, &DataType::Utf8View).unwrap();
+        let b = RecordBatch::try_from_iter([("t", views)]).unwrap();
+        let before = b.get_array_memory_size();
+        let b = compact_views(b).unwrap();
+        let v = b.column(0).as_string_view();
+        assert_eq!(
+            v.iter().collect::<Vec<_>>(),
+            [Some("u0412"), None, Some(long), Some("MRN0384289")]
+        );
+        let held: usize = v.data_buffers().iter().map(|d| d.len()).sum();
+        assert_eq!(
+            held,
+            long.len(),
+            "only the long value is held beside the views"
+        );
+        assert!(b.get_array_memory_size() < before);
     }
 
     #[test]
