@@ -113,10 +113,59 @@ fn chunking_does_not_change_what_is_decoded() {
         arrow::compute::concat_batches(&emrwatch::schema::access_events(), &decode(1 << 22, 1))
             .unwrap();
     assert_eq!(reference.num_rows() as u64, truth.events);
-    for (chunk, threads) in [(1, 2), (1000, 1), (64 << 10, 2)] {
+    for (chunk, threads) in [(1, 2), (1, 4), (1000, 1), (64 << 10, 2)] {
         let batches = decode(chunk, threads);
         let all =
             arrow::compute::concat_batches(&emrwatch::schema::access_events(), &batches).unwrap();
         assert_eq!(all, reference, "chunk {chunk} threads {threads}");
     }
+}
+
+/// A consumer that stops early (an error, `--strict`) must not leave the
+/// reader or the decoding threads blocked: the runtime's shutdown waits for
+/// them, so a stuck one hangs the process on exit.
+#[test]
+fn dropping_the_stream_early_stops_reading_and_decoding() {
+    use emrwatch::ingest::{IngestOptions, decode_stream, source};
+    use futures::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    generate(&GenOptions {
+        out: dir.path().to_path_buf(),
+        events: 3_000,
+        days: 2,
+        gzip: false,
+        ..GenOptions::default()
+    })
+    .unwrap();
+    let logs = dir.path().join("logs").display().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let got = rt.block_on(async {
+            let objects = source::resolve(&[logs]).await.unwrap();
+            let opts = IngestOptions {
+                // One record per chunk: thousands left unread when we stop.
+                chunk_bytes: 1,
+                threads: 3,
+                ..IngestOptions::default()
+            };
+            let stream = decode_stream(objects, &opts);
+            futures::pin_mut!(stream);
+            let mut got = 0;
+            while let Some(d) = stream.next().await {
+                got += d.batch.num_rows();
+                if got >= 5 {
+                    break;
+                }
+            }
+            got
+        });
+        drop(rt);
+        tx.send(got).unwrap();
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the runtime did not shut down: a reader or decoder is still blocked");
+    assert_eq!(got, 5);
 }
