@@ -394,13 +394,23 @@ pub fn decode_stream(
             }
         }
     });
+    decode_in_order(rx, threads, &opts.mapping)
+}
+
+/// The decoding half of [`decode_stream`]: `threads` threads decode the
+/// chunks `rx` brings, and the stream yields them in `rx`'s order.
+fn decode_in_order(
+    rx: mpsc::Receiver<Work>,
+    threads: usize,
+    mapping: &Arc<Mapping>,
+) -> impl Stream<Item = Decoded> + use<> {
     let window = Arc::new(tokio::sync::Semaphore::new(threads * 4));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let queue = Arc::new(std::sync::Mutex::new((rx, 0u64)));
     let decoders = (0..threads)
         .map(|_| {
             let (queue, window, done_tx) = (queue.clone(), window.clone(), done_tx.clone());
-            let mapping = opts.mapping.clone();
+            let mapping = mapping.clone();
             let handle = Handle::current();
             tokio::task::spawn_blocking(move || {
                 decode_loop(&handle, &queue, &window, &done_tx, &mapping)
@@ -419,8 +429,13 @@ pub fn decode_stream(
     )
 }
 
-/// A decoded chunk, its place in the stream and its slot in the window.
-type Done = (u64, Decoded, tokio::sync::OwnedSemaphorePermit);
+/// A decoded chunk (or the panic that decoding it raised), its place in the
+/// stream and its slot in the window.
+type Done = (
+    u64,
+    std::thread::Result<Decoded>,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 /// One decoding thread: takes the next chunk, decodes it, hands it on, until
 /// the reader is done or the consumer has gone.
@@ -442,7 +457,12 @@ fn decode_loop(
             q.1 += 1;
             (q.1 - 1, work)
         };
-        if done.send((seq, decode_work(work, mapping), slot)).is_err() {
+        // A panic goes to the consumer in the chunk's place: left on this
+        // thread, the chunks after it would fill the window while the
+        // consumer waited for it, and the run would hang instead of failing.
+        let decoded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_work(work, mapping)));
+        if done.send((seq, decoded, slot)).is_err() {
             return;
         }
     }
@@ -453,7 +473,13 @@ struct InOrder {
     done: mpsc::UnboundedReceiver<Done>,
     window: Arc<tokio::sync::Semaphore>,
     next: u64,
-    early: std::collections::BTreeMap<u64, (Decoded, tokio::sync::OwnedSemaphorePermit)>,
+    early: std::collections::BTreeMap<
+        u64,
+        (
+            std::thread::Result<Decoded>,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+    >,
     decoders: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -462,7 +488,10 @@ impl InOrder {
         loop {
             if let Some((decoded, _slot)) = self.early.remove(&self.next) {
                 self.next += 1;
-                return Some(decoded);
+                match decoded {
+                    Ok(d) => return Some(d),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             }
             let Some((seq, decoded, slot)) = self.done.recv().await else {
                 // Every decoding thread has stopped: the end, unless one
@@ -1227,4 +1256,63 @@ fn read_preamble(handle: &Handle, obj: &SourceObject, end: Option<u64>) -> Resul
         Some(nl) => head[..=nl].to_vec(),
         None => Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(buf: &[u8], spans: Vec<framing::Span>) -> Work {
+        let mut buf = buf.to_vec();
+        buf.resize(buf.len() + simd_json::INPUT_PADDING, b' ');
+        Work {
+            chunk: Chunk {
+                source: "mem://t".into(),
+                buf,
+                spans,
+                rejects: Vec::new(),
+            },
+            format: Format::Ndjson,
+            read_bytes: 0,
+            clock: Arc::new(SyslogClock::in_year(2026, chrono_tz::Tz::UTC)),
+            csv: None,
+        }
+    }
+
+    /// A decoder that panics fails the run, even when the chunks after the
+    /// one it failed on are more than the window holds.
+    #[test]
+    fn a_decoding_panic_fails_the_stream_instead_of_hanging_it() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let outcome = rt.block_on(async {
+            let threads = 2;
+            let (tx, rx) = mpsc::channel(threads * 2);
+            let stream = decode_in_order(rx, threads, &Arc::new(Mapping::default()));
+            let consumer = tokio::spawn(async move { stream.collect::<Vec<_>>().await.len() });
+            let record = br#"{"ts":"2026-11-02T08:00:00Z","user_id":"u1","action":"view"}"#;
+            let span = |end| framing::Span {
+                start: 0,
+                end,
+                line: 1,
+                offset: 0,
+            };
+            // A span past the end of its buffer: slicing it panics.
+            let mut works = vec![work(record, vec![span(record.len() + 1000)])];
+            works.extend((0..threads * 8).map(|_| work(record, vec![span(record.len())])));
+            tokio::spawn(async move {
+                for w in works {
+                    // Refused once the consumer has failed and dropped the stream.
+                    if tx.send(w).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::time::timeout(std::time::Duration::from_secs(30), consumer).await
+        });
+        // Not a shutdown that waits for the decoding threads: stuck, they
+        // would hang the test instead of failing it.
+        rt.shutdown_background();
+        let joined = outcome.expect("the stream hung after a decoder panicked");
+        assert!(joined.unwrap_err().is_panic());
+    }
 }
