@@ -78,20 +78,25 @@ fn hundred_thousand_records_in_equal_what_sql_counts() {
     );
 }
 
+/// Three thousand uncompressed events over two days, under `dir`.
+fn small_archive(dir: &std::path::Path) -> emrwatch::synth::GenSummary {
+    generate(&GenOptions {
+        out: dir.to_path_buf(),
+        events: 3_000,
+        days: 2,
+        gzip: false,
+        ..GenOptions::default()
+    })
+    .unwrap()
+}
+
 #[test]
 fn chunking_does_not_change_what_is_decoded() {
     use emrwatch::ingest::{IngestOptions, decode_stream, source};
     use futures::StreamExt;
 
     let dir = tempfile::tempdir().unwrap();
-    let truth = generate(&GenOptions {
-        out: dir.path().to_path_buf(),
-        events: 3_000,
-        days: 2,
-        gzip: false,
-        ..GenOptions::default()
-    })
-    .unwrap();
+    let truth = small_archive(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let decode = |chunk_bytes: usize, threads: usize| -> Vec<arrow::record_batch::RecordBatch> {
         rt.block_on(async {
@@ -130,14 +135,7 @@ fn dropping_the_stream_early_stops_reading_and_decoding() {
     use futures::StreamExt;
 
     let dir = tempfile::tempdir().unwrap();
-    generate(&GenOptions {
-        out: dir.path().to_path_buf(),
-        events: 3_000,
-        days: 2,
-        gzip: false,
-        ..GenOptions::default()
-    })
-    .unwrap();
+    small_archive(dir.path());
     let logs = dir.path().join("logs").display().to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
