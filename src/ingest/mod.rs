@@ -27,7 +27,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use self::builder::{AccessBuilder, SystemBuilder};
 use self::csv::{CsvDecoder, CsvLayout};
@@ -429,13 +429,11 @@ fn decode_in_order(
     )
 }
 
-/// A decoded chunk (or the panic that decoding it raised), its place in the
-/// stream and its slot in the window.
-type Done = (
-    u64,
-    std::thread::Result<Decoded>,
-    tokio::sync::OwnedSemaphorePermit,
-);
+/// A decoded chunk, or the panic that decoding it raised.
+type Outcome = std::thread::Result<Decoded>;
+
+/// An [`Outcome`], its place in the stream and its slot in the window.
+type Done = (u64, Outcome, OwnedSemaphorePermit);
 
 /// One decoding thread: takes the next chunk, decodes it, hands it on, until
 /// the reader is done or the consumer has gone.
@@ -473,13 +471,7 @@ struct InOrder {
     done: mpsc::UnboundedReceiver<Done>,
     window: Arc<tokio::sync::Semaphore>,
     next: u64,
-    early: std::collections::BTreeMap<
-        u64,
-        (
-            std::thread::Result<Decoded>,
-            tokio::sync::OwnedSemaphorePermit,
-        ),
-    >,
+    early: std::collections::BTreeMap<u64, (Outcome, OwnedSemaphorePermit)>,
     decoders: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -495,7 +487,7 @@ impl InOrder {
             }
             let Some((seq, decoded, slot)) = self.done.recv().await else {
                 // Every decoding thread has stopped: the end, unless one
-                // panicked and its chunk is missing.
+                // panicked outside decoding itself and its chunk is missing.
                 for d in std::mem::take(&mut self.decoders) {
                     d.await.expect("decoder thread panicked");
                 }
