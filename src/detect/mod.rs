@@ -271,8 +271,9 @@ fn in_scope(
 /// Only the optimiser's projection pruning runs: the whole optimiser took
 /// 0.45-0.53 s for the built-in rules (each snooping rule's plan holds the
 /// `unexplained_access` view's joins), this 0.16-0.17 s (timed around the
-/// call in a detect of the bench store with no events in range). It may keep a column the whole optimiser would simplify away,
-/// never drop one a plan reads.
+/// call in a detect of the bench store with no events in range). It may
+/// keep a column the whole optimiser would simplify away, never drop one a
+/// plan reads.
 pub async fn columns_read(
     ctx: &SessionContext,
     rules: &[&Rule],

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt};
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use self::builder::{AccessBuilder, SystemBuilder};
 use self::csv::{CsvDecoder, CsvLayout};
@@ -404,7 +404,7 @@ fn decode_in_order(
     threads: usize,
     mapping: &Arc<Mapping>,
 ) -> impl Stream<Item = Decoded> + use<> {
-    let window = Arc::new(tokio::sync::Semaphore::new(threads * 4));
+    let window = Arc::new(Semaphore::new(threads * 4));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let queue = Arc::new(std::sync::Mutex::new((rx, 0u64)));
     let decoders = (0..threads)
@@ -440,7 +440,7 @@ type Done = (u64, Outcome, OwnedSemaphorePermit);
 fn decode_loop(
     handle: &Handle,
     queue: &std::sync::Mutex<(mpsc::Receiver<Work>, u64)>,
-    window: &Arc<tokio::sync::Semaphore>,
+    window: &Arc<Semaphore>,
     done: &mpsc::UnboundedSender<Done>,
     mapping: &Arc<Mapping>,
 ) {
@@ -469,7 +469,7 @@ fn decode_loop(
 /// Puts decoded chunks back in reader order.
 struct InOrder {
     done: mpsc::UnboundedReceiver<Done>,
-    window: Arc<tokio::sync::Semaphore>,
+    window: Arc<Semaphore>,
     next: u64,
     early: std::collections::BTreeMap<u64, (Outcome, OwnedSemaphorePermit)>,
     decoders: Vec<tokio::task::JoinHandle<()>>,
