@@ -592,4 +592,65 @@ mod tests {
             })
             .unwrap();
     }
+
+    /// Decodes each record with the plain reader tried first or not: the
+    /// batch and the rejects (line, reason).
+    fn decode_all(
+        records: &[Vec<u8>],
+        plain: bool,
+    ) -> (arrow::record_batch::RecordBatch, Vec<(u64, String)>) {
+        let mut out = AccessBuilder::with_capacity(records.len());
+        let mut sink = RecordSink::new("mem://t".into());
+        for (n, r) in records.iter().enumerate() {
+            // A decoder per record: one that gave up on the plain reader
+            // after a run of records it cannot read would test nothing.
+            let mut d = FhirDecoder::default();
+            d.parser.try_plain = plain;
+            let mut buf = r.clone();
+            buf.extend_from_slice(&[b' '; simd_json::INPUT_PADDING]);
+            sink.begin(0, r);
+            d.decode(&mut buf, r.len(), n as u64 + 1, &mut out, &mut sink);
+        }
+        let rejects = sink.rejects.iter().map(|r| (r.line, r.reason.clone()));
+        (out.finish("mem://t"), rejects.collect())
+    }
+
+    /// Every JSON AuditEvent and Bundle in `../shared/data/external` (every
+    /// FHIR release, pretty-printed, with and without escapes), and lines as
+    /// `emrwatch gen` writes them, some damaged: alike with and without the
+    /// plain reader.
+    #[test]
+    fn the_plain_reader_decodes_fhir_as_simd_json_does() {
+        let external =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/external");
+        let mut records = Vec::new();
+        for dir in [
+            "fhir-auditevent/dstu2-1.0.2",
+            "fhir-auditevent/stu3-3.0.1",
+            "fhir-auditevent/r4-4.0.1",
+            "ihe-balp-auditevent/example",
+            "gematik-erezept-auditevent",
+        ] {
+            for e in std::fs::read_dir(external.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    records.push(std::fs::read(p).unwrap());
+                }
+            }
+        }
+        assert!(records.len() > 50, "{} files", records.len());
+        let gen_line = br#"{"resourceType":"AuditEvent","type":{"code":"rest"},"subtype":[{"code":"read"}],"action":"R","recorded":"2026-11-01T00:00:01.946Z","outcome":"0","agent":[{"role":[{"coding":[{"code":"nurse"}]}],"who":{"identifier":{"value":"u01297"}},"requestor":true,"network":{"address":"10.0.5.17","type":"2"}}],"source":{"observer":{"display":"EMR"}},"entity":[{"what":{"reference":"Patient/MRN0034026"},"role":{"code":"1"}},{"what":{"reference":"ImagingStudy/1"}}]}"#;
+        for at in (0..gen_line.len()).step_by(7) {
+            let mut damaged = gen_line.to_vec();
+            damaged[at] = b"x\\\"}]0 \xff"[at % 8];
+            records.push(damaged);
+            records.push(gen_line[..at].to_vec());
+        }
+        records.push(gen_line.to_vec());
+        let (plain, plain_rejects) = decode_all(&records, true);
+        let (simd, simd_rejects) = decode_all(&records, false);
+        assert_eq!(plain, simd);
+        assert_eq!(plain_rejects, simd_rejects);
+        assert!(plain.num_rows() > 50 && plain_rejects.len() > 20);
+    }
 }

@@ -8,7 +8,7 @@ use simd_json::prelude::*;
 use simd_json::tape::Value;
 
 use super::builder::{AccessBuilder, AccessRow, short_eq};
-use super::json::{TapeParser, clip, path};
+use super::json::{TapeParser, clip, first_special, path, skip_ws};
 use super::mapping::{Mapping, col};
 use super::{RecordOutcome, RecordSink};
 
@@ -320,37 +320,6 @@ fn plain_str(rec: &str, i: usize) -> Option<(&str, usize)> {
     (b[end] == b'"').then(|| (&rec[i + 1..end], end + 1))
 }
 
-/// The index of the first quote, backslash or control character in `b`.
-/// Eight bytes at a time in a word (SWAR): log strings are a few bytes to a
-/// few dozen, too short for memchr's vector loop to pay for its set-up
-/// (memchr2 and a control-character pass per string: 0.93 s to Arrow for
-/// 1.35 million records, against 0.73 s with this). Marking a whole record's
-/// special bytes first, 32 at a time with AVX2, ran no faster.
-#[inline(always)]
-fn first_special(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Each test sets the high bit of a byte that is (or, only above a byte
-    // that truly is, may falsely seem) a match, so the lowest bit set in
-    // their union is the first true match.
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut at = 0;
-    while let Some(w) = b.get(at..at + 8) {
-        let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        let hit = zero(w ^ (ONES * u64::from(b'"')))
-            | zero(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-        if hit != 0 {
-            return Some(at + hit.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    b[at..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|p| at + p)
-}
-
 /// The index after the number starting at `b[i]`: `-?(0|[1-9][0-9]*)(.[0-9]+)?`
 /// with at most 15 digits in all, which every JSON parser reads exactly.
 fn plain_number(b: &[u8], mut i: usize) -> Option<usize> {
@@ -376,13 +345,6 @@ fn plain_number(b: &[u8], mut i: usize) -> Option<usize> {
         (end, n) = (e, n + f);
     }
     (n <= 15).then_some(end)
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
 }
 
 /// What top-level key `k` feeds, looked up in `first_keys`.
@@ -464,6 +426,8 @@ mod tests {
     ) -> (RecordBatch, Vec<(u64, String)>) {
         let mut d = NdjsonDecoder::new(mapping.clone());
         d.flat = flat;
+        // Without the flat path, simd-json alone: the reference.
+        d.parser.try_plain = flat;
         decode_with(&mut d, lines)
     }
 
@@ -629,28 +593,6 @@ mod tests {
                 proptest::prop_assert_eq!(flat, tape);
                 proptest::prop_assert_eq!(flat_rejects, tape_rejects);
             }
-        }
-    }
-
-    #[test]
-    fn first_special_finds_the_first_quote_backslash_or_control_byte() {
-        for len in 0..40 {
-            for at in 0..len {
-                for special in [b'"', b'\\', 0x00, 0x1f] {
-                    let mut b: Vec<u8> = (0..len)
-                        .map(|i| b"az09 ~\x7f\x80\xff\x21\x23\x5b\x5d\x20"[i % 14])
-                        .collect();
-                    b[at] = special;
-                    if at + 1 < len {
-                        b[at + 1] = b'"';
-                    }
-                    assert_eq!(super::first_special(&b), Some(at), "{b:?}");
-                }
-            }
-            let b: Vec<u8> = (0..len)
-                .map(|i| b"az09 ~\x7f\x80\xff\x21\x23\x5b\x5d\x20"[i % 14])
-                .collect();
-            assert_eq!(super::first_special(&b), None);
         }
     }
 
