@@ -48,6 +48,15 @@ impl Default for TapeParser {
 }
 
 impl TapeParser {
+    /// A parser that leaves every record to simd-json, never trying
+    /// [`plain_tape`]: `make bench`'s simd-json ceiling, and tests' reference.
+    pub fn simd_json_only() -> Self {
+        Self {
+            try_plain: false,
+            ..Self::default()
+        }
+    }
+
     /// Parses `buf[..len]` (`buf` must hold at least
     /// [`simd_json::INPUT_PADDING`] bytes after `len`) and calls `f` with the
     /// root value: read by [`plain_tape`] when it can, else by simd-json in
@@ -443,6 +452,11 @@ mod tests {
             parse(&mut p, rec);
         }
         assert!(p.try_plain);
+
+        // The benchmarks' simd-json ceiling never tries it.
+        let mut p = TapeParser::simd_json_only();
+        assert!(parse(&mut p, AUDIT_EVENT.as_bytes()).contains("u01297"));
+        assert!(!p.try_plain);
     }
 
     /// JSON put together from values that are plain and values that are not,
