@@ -67,8 +67,7 @@ impl TapeParser {
         len: usize,
         f: impl FnOnce(Value<'_, '_>) -> R,
     ) -> Result<R, String> {
-        let tape = self.tape.take().unwrap_or_else(Tape::null);
-        let mut tape = tape.reset();
+        let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
         if self.try_plain {
             // Not UTF-8: simd-json words the reason.
             let rec = simdutf8::basic::from_utf8(&buf[..len]).ok();
@@ -81,6 +80,7 @@ impl TapeParser {
             self.plain_misses += 1;
             self.try_plain = self.plain_misses < PLAIN_GIVE_UP;
         }
+        // Emptied, the tape no longer borrows `buf`, which simd-json writes to.
         let mut tape = tape.reset();
         let result = match fill_tape_padded(buf, len, &mut self.buffers, &mut tape) {
             Ok(()) => Ok(f(tape.as_value())),
@@ -122,14 +122,8 @@ fn plain_tape<'r>(rec: &'r str, out: &mut Vec<Node<'r>>, open: &mut Vec<Open>) -
     loop {
         // One value.
         match b.get(i) {
-            Some(b'"') => match string_end(b, i) {
-                Some(end) => {
-                    match rec.get(i + 1..end) {
-                        Some(s) => out.push(Node::String(s)),
-                        None => return false,
-                    }
-                    i = end + 1;
-                }
+            Some(b'"') => match string(rec, i, out) {
+                Some(next) => i = next,
                 None => return false,
             },
             Some(&c @ (b'{' | b'[')) => {
@@ -203,13 +197,13 @@ fn plain_tape<'r>(rec: &'r str, out: &mut Vec<Node<'r>>, open: &mut Vec<Open>) -
                     }
                     break;
                 }
-                Some(b'}') if inner.object => {
+                Some(&c @ (b'}' | b']')) if (c == b'}') == inner.object => {
                     let (len, count) = (inner.len, out.len() - inner.head - 1);
-                    out[inner.head] = Node::Object { len, count };
-                }
-                Some(b']') if !inner.object => {
-                    let (len, count) = (inner.len, out.len() - inner.head - 1);
-                    out[inner.head] = Node::Array { len, count };
+                    out[inner.head] = if inner.object {
+                        Node::Object { len, count }
+                    } else {
+                        Node::Array { len, count }
+                    };
                 }
                 _ => return false,
             }
@@ -227,9 +221,7 @@ fn key<'r>(rec: &'r str, i: usize, out: &mut Vec<Node<'r>>) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let end = string_end(b, i)?;
-    out.push(Node::String(rec.get(i + 1..end)?));
-    let i = skip_ws(b, end + 1);
+    let i = skip_ws(b, string(rec, i, out)?);
     if b.get(i) == Some(&b':') {
         Some(skip_ws(b, i + 1))
     } else {
@@ -237,12 +229,19 @@ fn key<'r>(rec: &'r str, i: usize, out: &mut Vec<Node<'r>>) -> Option<usize> {
     }
 }
 
-/// The index of the closing quote of the string whose opening quote is at
-/// `b[i]`; `None` if it holds an escape or a control character.
+/// Reads the string whose opening quote is at `rec[i]` into `out`: the
+/// index after its closing quote; `None` if it holds an escape or a control
+/// character.
 #[inline(always)]
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
+fn string<'r>(rec: &'r str, i: usize, out: &mut Vec<Node<'r>>) -> Option<usize> {
+    let b = rec.as_bytes();
     let end = i + 1 + first_special(&b[i + 1..])?;
-    if b[end] == b'"' { Some(end) } else { None }
+    if b[end] != b'"' {
+        return None;
+    }
+    // Both ends are quotes, so char boundaries: `get` never fails here.
+    out.push(Node::String(rec.get(i + 1..end)?));
+    Some(end + 1)
 }
 
 /// The integer starting at `b[i]` (`-?(0|[1-9][0-9]*)`, at most 18 digits,
