@@ -191,6 +191,7 @@ async fn run_rules_over(
             input: "queries/views".into(),
             reason,
         })?;
+    let t = Instant::now();
     let mut checked = Vec::new();
     for r in rules {
         match det::check(ctx, r).await {
@@ -208,6 +209,11 @@ async fn run_rules_over(
     lookbacks.dedup();
     let mut ran = 0;
     let mut alerts = Vec::new();
+    verbose(&format!(
+        "rules checked in {:.2}s",
+        t.elapsed().as_secs_f64()
+    ));
+    let t = Instant::now();
     let mut columns = HashMap::new();
     if cache_budget > 0 {
         match det::columns_read(ctx, &checked, views).await {
@@ -219,6 +225,10 @@ async fn run_rules_over(
             }
         }
     }
+    verbose(&format!(
+        "columns read found in {:.2}s: {columns:?}",
+        t.elapsed().as_secs_f64()
+    ));
     // The events of the last scope read into memory, and where that scope starts.
     let mut cached: Option<(Option<i64>, Events)> = None;
     for lookback in lookbacks {
@@ -414,7 +424,12 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
     };
     let (rules, errors) = load_rules(&args.rules)?;
     let views = load_views(&args.rules)?;
+    let t = Instant::now();
     let reference = load_reference(&args.out)?;
+    verbose(&format!(
+        "reference tables read in {:.2}s",
+        t.elapsed().as_secs_f64()
+    ));
     let store = Store::new(&args.store.store)?;
     let run_id = new_run_id();
     let detection = Detection {
@@ -426,8 +441,18 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
         memory_cache_mib: args.memory_cache,
     };
     let (mut new, suppressed, ran) = detect_new(&store, &reference, detection).await?;
+    let t = Instant::now();
     store_alerts(&store, &new, &run_id, "detect", &[]).await?;
+    verbose(&format!(
+        "alerts stored in {:.2}s",
+        t.elapsed().as_secs_f64()
+    ));
+    let t = Instant::now();
     deliver(&args.out, &mut new, suppressed)?;
+    verbose(&format!(
+        "alerts delivered in {:.2}s",
+        t.elapsed().as_secs_f64()
+    ));
     eprintln!(
         "detect: {ran} of {} rules ran, {} new alerts, {suppressed} suppressed, in {:.2}s (run {run_id})",
         rules.len(),
@@ -459,9 +484,11 @@ pub async fn detect_new(
         .collect()
         .await?
         .iter()
-        .flat_map(|b| {
-            b.column(0)
-                .as_string::<i32>()
+        .map(|b| arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8))
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .iter()
+        .flat_map(|c| {
+            c.as_string::<i32>()
                 .iter()
                 .flatten()
                 .map(str::to_string)

@@ -35,7 +35,8 @@ pub struct DeltaScan {
 
 impl DeltaScan {
     /// Snapshots `table` and registers its object store with `ctx` under a
-    /// name of its own (`delta-<name>://`).
+    /// name of its own (`delta-<name>://`). Text columns read as Utf8View
+    /// when the session says so (`datafusion.execution.parquet.schema_force_view_types`).
     pub fn try_new(ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<Self> {
         let err = |e: deltalake::DeltaTableError| Error::Store {
             root: table.table_url().to_string(),
@@ -43,11 +44,23 @@ impl DeltaScan {
         };
         let snapshot = table.snapshot().map_err(err)?;
         let full: Schema = snapshot.snapshot().arrow_schema().as_ref().clone();
+        let views = ctx
+            .state()
+            .config()
+            .options()
+            .execution
+            .parquet
+            .schema_force_view_types;
         let file_fields: Vec<Field> = full
             .fields()
             .iter()
             .filter(|f| f.name() != EVENT_DATE)
-            .map(|f| f.as_ref().clone())
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 if views => {
+                    f.as_ref().clone().with_data_type(DataType::Utf8View)
+                }
+                _ => f.as_ref().clone(),
+            })
             .collect();
         let file_schema = Arc::new(Schema::new(file_fields));
         let mut fields: Vec<Field> = file_schema
