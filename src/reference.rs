@@ -278,12 +278,24 @@ impl Reference {
         }
     }
 
-    /// Registers every table in `ctx` under its name.
+    /// Registers every table in `ctx` under its name, and
+    /// `care_relationship` over them.
     pub fn register(&self, ctx: &SessionContext) -> Result<()> {
         for (name, batch) in &self.tables {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
             ctx.register_table(*name, Arc::new(table))?;
         }
+        let table = |name: &str| {
+            self.tables
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, b)| b.clone())
+                .expect("every reference table is loaded")
+        };
+        ctx.register_udf(crate::functions::care::care_relationship(
+            table("staff"),
+            table("encounters"),
+        ));
         Ok(())
     }
 

@@ -8,11 +8,15 @@
 //! - `robust_z(x) OVER (PARTITION BY …)`: each row's `(x - median) / (1.4826 MAD)`
 //!   within its partition (see [`simd::robust_z`] for a zero MAD).
 //!
+//! - `care_relationship(user_id, patient_id, ts, margin)`: whether an
+//!   encounter explains an access ([`care`]); registered with the reference
+//!   tables, which it reads.
 //! - `date_trunc` and `date_part`: DataFusion's, with integer arithmetic for
 //!   UTC timestamps ([`time`]).
 //!
 //! The per-value passes are AVX2 with a scalar fallback ([`simd`]).
 
+pub mod care;
 pub mod simd;
 pub mod time;
 

@@ -1,0 +1,594 @@
+//! `care_relationship(user_id, patient_id, ts, margin)`: whether the
+//! reference `encounters` table explains an access, for rules and analysts.
+//!
+//! An access is explained when an encounter of the patient, with the user or
+//! with the user's department (`staff.department`), is open at `ts` give or
+//! take `margin`: from `start_ts - margin` to `coalesce(end_ts, start_ts) +
+//! margin`, both ends included. A null user, patient or time is explained by
+//! nothing (false, as a join on a null key matches nothing), and so is an
+//! access by a user missing from `staff` unless the encounter names them.
+//!
+//! It is the anti-join `unexplained_access` was written as, done as a lookup:
+//! DataFusion hashed and compared every chart open twice (by patient and
+//! department, then by patient and user) and copied the unmatched ones out
+//! between the joins; here each open costs a lookup of its patient's few
+//! encounters. The index is built on the first call, so sessions that never
+//! call the function never pay for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringViewArray};
+use arrow::compute::cast;
+use arrow::datatypes::{
+    DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::common::{exec_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::scalar::ScalarValue;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One encounter, as the lookup needs it.
+#[derive(Debug, Clone, Copy)]
+struct Encounter {
+    /// Index of the encounter's user (`NONE`: none).
+    user: u32,
+    /// Index of the encounter's department (`NONE`: none).
+    department: u32,
+    start_us: i64,
+    end_us: i64,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The view of an id of 12 bytes or fewer, which holds the whole id (its
+/// length and its bytes; the rest zero): a key compared and hashed as one
+/// integer, with no string to follow.
+fn short_key(view: u128) -> Option<u128> {
+    let len = view as u32;
+    match len {
+        0..12 => Some(view & ((1u128 << (32 + 8 * len)) - 1)),
+        12 => Some(view),
+        _ => None,
+    }
+}
+
+fn short_key_of(s: &str) -> Option<u128> {
+    (s.len() <= 12).then(|| {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&(s.len() as u32).to_le_bytes());
+        b[4..4 + s.len()].copy_from_slice(s.as_bytes());
+        u128::from_le_bytes(b)
+    })
+}
+
+/// Values by id: ids of up to 12 bytes (every id `emrwatch gen` and the
+/// EMRs we read write) by their view, longer ones by their text. Most of
+/// the function's time is these lookups: keyed by text, each also followed
+/// a pointer to compare the id (2.5 s for the view on 10 million events).
+#[derive(Debug)]
+struct Ids<V> {
+    short: Map<u128, V>,
+    long: Map<Box<str>, V>,
+}
+
+impl<V> Default for Ids<V> {
+    fn default() -> Self {
+        Self {
+            short: Map::default(),
+            long: Map::default(),
+        }
+    }
+}
+
+impl<V: Copy> Ids<V> {
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    fn get_or_insert(&mut self, id: &str, v: V) -> V {
+        match short_key_of(id) {
+            Some(k) => *self.short.entry(k).or_insert(v),
+            None => match self.long.get(id) {
+                Some(&old) => old,
+                None => {
+                    self.long.insert(id.into(), v);
+                    v
+                }
+            },
+        }
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        match short_key_of(id) {
+            Some(k) => self.short.get_mut(&k),
+            None => self.long.get_mut(id),
+        }
+    }
+
+    /// Row `i`'s value; the row must be valid.
+    fn get(&self, ids: &StringViewArray, i: usize) -> Option<V> {
+        match short_key(ids.views()[i]) {
+            Some(k) => self.short.get(&k).copied(),
+            None => self.long.get(ids.value(i)).copied(),
+        }
+    }
+}
+
+/// The encounters of each patient, and each user's index and department.
+#[derive(Debug, Default)]
+struct Index {
+    /// user id -> (user index, department index or NONE).
+    users: Ids<(u32, u32)>,
+    /// patient id -> that patient's encounters in `encounters` (from, count).
+    patients: Ids<(u32, u32)>,
+    /// Grouped by patient.
+    encounters: Vec<Encounter>,
+}
+
+fn text_column(batch: &RecordBatch, name: &str) -> Result<StringViewArray> {
+    let Some(c) = batch.column_by_name(name) else {
+        return exec_err!("care_relationship: the reference table has no `{name}` column");
+    };
+    Ok(cast(c, &DataType::Utf8View)?.as_string_view().clone())
+}
+
+fn time_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
+    let Some(c) = batch.column_by_name(name) else {
+        return exec_err!("care_relationship: the reference table has no `{name}` column");
+    };
+    let c = cast(c, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+    Ok(c.as_primitive::<TimestampMicrosecondType>()
+        .iter()
+        .collect())
+}
+
+impl Index {
+    fn build(staff: &RecordBatch, encounters: &RecordBatch) -> Result<Self> {
+        let mut ix = Index::default();
+        let mut departments: Map<Box<str>, u32> = Map::default();
+        let mut department = |d: Option<&str>| match d {
+            Some(d) => match departments.get(d) {
+                Some(&n) => n,
+                None => {
+                    let n = departments.len() as u32;
+                    departments.insert(d.into(), n);
+                    n
+                }
+            },
+            None => NONE,
+        };
+        let user_ids = text_column(staff, "user_id")?;
+        let user_departments = text_column(staff, "department")?;
+        for (u, d) in user_ids.iter().zip(user_departments.iter()) {
+            let Some(u) = u else { continue };
+            let n = ix.users.len() as u32;
+            let d = department(d);
+            // A user listed twice keeps the first row.
+            ix.users.get_or_insert(u, (n, d));
+        }
+        let patients = text_column(encounters, "patient_id")?;
+        let users = text_column(encounters, "user_id")?;
+        let enc_departments = text_column(encounters, "department")?;
+        let starts = time_column(encounters, "start_ts")?;
+        let ends = time_column(encounters, "end_ts")?;
+        // (patient's first row, encounter) in file order, then grouped by patient.
+        let mut rows: Vec<(u32, Encounter)> = Vec::with_capacity(encounters.num_rows());
+        for i in 0..encounters.num_rows() {
+            let Some(start_us) = starts[i].filter(|_| patients.is_valid(i)) else {
+                continue;
+            };
+            let user = if users.is_valid(i) {
+                let n = ix.users.len() as u32;
+                ix.users.get_or_insert(users.value(i), (n, NONE)).0
+            } else {
+                NONE
+            };
+            let dept = department(
+                enc_departments
+                    .is_valid(i)
+                    .then(|| enc_departments.value(i)),
+            );
+            let patient = ix
+                .patients
+                .get_or_insert(patients.value(i), (i as u32, 0))
+                .0;
+            rows.push((
+                patient,
+                Encounter {
+                    user,
+                    department: dept,
+                    start_us,
+                    end_us: ends[i].unwrap_or(start_us),
+                },
+            ));
+        }
+        rows.sort_by_key(|(p, _)| *p);
+        ix.encounters = rows.iter().map(|(_, e)| *e).collect();
+        // Each patient's key now points at its run of encounters.
+        let mut first = 0;
+        while first < rows.len() {
+            let p = rows[first].0;
+            let n = rows[first..].iter().take_while(|(q, _)| *q == p).count();
+            let id = patients.value(p as usize);
+            if let Some(v) = ix.patients.get_mut(id) {
+                *v = (first as u32, n as u32);
+            }
+            first += n;
+        }
+        Ok(ix)
+    }
+
+    /// Whether an encounter of row `i`'s patient with its user or their
+    /// department holds its time within `margin_us`. The row must be valid.
+    fn explains(
+        &self,
+        users: &StringViewArray,
+        patients: &StringViewArray,
+        i: usize,
+        ts_us: i64,
+        margin_us: i64,
+    ) -> bool {
+        let Some((from, n)) = self.patients.get(patients, i) else {
+            return false;
+        };
+        let (u, d) = self.users.get(users, i).unwrap_or((NONE, NONE));
+        self.encounters[from as usize..(from + n) as usize]
+            .iter()
+            .any(|e| {
+                ((u != NONE && e.user == u) || (d != NONE && e.department == d))
+                    && ts_us >= e.start_us.saturating_sub(margin_us)
+                    && ts_us <= e.end_us.saturating_add(margin_us)
+            })
+    }
+}
+
+/// The UDF; it holds the reference tables and builds its index once.
+#[derive(Debug)]
+struct CareRelationship {
+    signature: Signature,
+    staff: RecordBatch,
+    encounters: RecordBatch,
+    index: OnceLock<std::result::Result<Index, String>>,
+}
+
+impl PartialEq for CareRelationship {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for CareRelationship {}
+
+impl std::hash::Hash for CareRelationship {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self as *const Self as usize).hash(state);
+    }
+}
+
+/// `margin` as microseconds: a constant day-and-time interval.
+fn margin_us(arg: &ColumnarValue) -> Result<i64> {
+    let v = match arg {
+        ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(v))) => *v,
+        ColumnarValue::Scalar(ScalarValue::IntervalDayTime(Some(v))) => IntervalMonthDayNano {
+            months: 0,
+            days: v.days,
+            nanoseconds: i64::from(v.milliseconds) * 1_000_000,
+        },
+        _ => {
+            return exec_err!(
+                "care_relationship: the margin must be a constant interval (INTERVAL '1' DAY)"
+            );
+        }
+    };
+    if v.months != 0 {
+        return exec_err!(
+            "care_relationship: the margin must be in days, hours or minutes, not months"
+        );
+    }
+    Ok(i64::from(v.days) * 86_400_000_000 + v.nanoseconds / 1_000)
+}
+
+fn to_array(v: &ColumnarValue, rows: usize, to: &DataType) -> Result<ArrayRef> {
+    Ok(cast(&v.to_array(rows)?, to)?)
+}
+
+impl ScalarUDFImpl for CareRelationship {
+    fn name(&self) -> &str {
+        "care_relationship"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        let text = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+            ) || matches!(t, DataType::Dictionary(_, v) if v.is_string())
+        };
+        match args {
+            [u, p, ts, m]
+                if text(u)
+                    && text(p)
+                    && matches!(ts, DataType::Timestamp(_, _) | DataType::Null)
+                    && matches!(m, DataType::Interval(_)) =>
+            {
+                Ok(vec![
+                    DataType::Utf8View,
+                    DataType::Utf8View,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    DataType::Interval(IntervalUnit::MonthDayNano),
+                ])
+            }
+            _ => plan_err!(
+                "care_relationship(user_id, patient_id, ts, margin) takes two texts, a \
+                 timestamp and an interval (care_relationship(user_id, patient_id, ts, \
+                 INTERVAL '1' DAY)); got {args:?}"
+            ),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let margin = margin_us(&args.args[3])?;
+        let index = match self
+            .index
+            .get_or_init(|| Index::build(&self.staff, &self.encounters).map_err(|e| e.to_string()))
+        {
+            Ok(ix) => ix,
+            Err(e) => return exec_err!("{e}"),
+        };
+        let users = to_array(&args.args[0], rows, &DataType::Utf8View)?;
+        let patients = to_array(&args.args[1], rows, &DataType::Utf8View)?;
+        let times = to_array(
+            &args.args[2],
+            rows,
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )?;
+        let (users, patients) = (users.as_string_view(), patients.as_string_view());
+        let times = times.as_primitive::<TimestampMicrosecondType>();
+        let out: BooleanArray = (0..rows)
+            .map(|i| {
+                Some(
+                    users.is_valid(i)
+                        && patients.is_valid(i)
+                        && times.is_valid(i)
+                        && index.explains(users, patients, i, times.value(i), margin),
+                )
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `care_relationship` over these `staff` and `encounters` tables (in the
+/// reference schema).
+pub fn care_relationship(staff: RecordBatch, encounters: RecordBatch) -> ScalarUDF {
+    ScalarUDF::new_from_impl(CareRelationship {
+        signature: Signature::user_defined(Volatility::Immutable),
+        staff,
+        encounters,
+        index: OnceLock::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::fmt::Write as _;
+
+    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+    use crate::reference::Reference;
+
+    const HOUR: i64 = 3_600_000_000;
+    /// 2026-11-01T00:00:00Z.
+    const T0: i64 = 1_793_491_200_000_000;
+    // Ids on both sides of 12 bytes, the longest a view holds.
+    const USERS: &[&str] = &["u1", "u2", "abcdefghijkl", "a-very-long-user-id-13"];
+    const PATIENTS: &[&str] = &["p1", "p2", "MRN000000001", "patient-with-a-long-id"];
+    const DEPARTMENTS: &[&str] = &["icu", "ed", "medicine"];
+
+    /// Patient, user, department, start hour, length in hours (None: open).
+    type TestEncounter = (usize, Option<usize>, Option<usize>, i64, Option<i64>);
+
+    fn time(us: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(us)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    }
+
+    /// A session with these staff departments (None: empty), encounters
+    /// (patient, user, department, start hour, length in hours or open) and
+    /// accesses (user, patient, hour) as `access`, with a row number `k`.
+    async fn session(
+        staff: &[Option<usize>],
+        encounters: &[TestEncounter],
+        accesses: &[(Option<usize>, Option<usize>, Option<i64>)],
+    ) -> (SessionContext, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = String::from(
+            "user_id,first_name,last_name,role,department,address,zip,hire_date,termination_date\n",
+        );
+        for (u, d) in staff.iter().enumerate() {
+            let d = d.map_or("", |d| DEPARTMENTS[d]);
+            writeln!(s, "{},A,B,nurse,{d},,,,", USERS[u]).unwrap();
+        }
+        std::fs::write(dir.path().join("staff.csv"), s).unwrap();
+        std::fs::write(
+            dir.path().join("patients.csv"),
+            "patient_id,first_name,last_name,birth_date,address,zip,deceased_date,vip,employee_user_id\n",
+        )
+        .unwrap();
+        let mut e = String::from("encounter_id,patient_id,user_id,department,start_ts,end_ts\n");
+        for (i, (p, u, d, start, len)) in encounters.iter().enumerate() {
+            let start_us = T0 + start * HOUR;
+            writeln!(
+                e,
+                "e{i},{},{},{},{},{}",
+                PATIENTS[*p],
+                u.map_or("", |u| USERS[u]),
+                d.map_or("", |d| DEPARTMENTS[d]),
+                time(start_us),
+                len.map_or(String::new(), |l| time(start_us + l * HOUR)),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("encounters.csv"), e).unwrap();
+        let ctx = SessionContext::new();
+        Reference::load(dir.path()).unwrap().register(&ctx).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("user_id", DataType::Utf8, true),
+            Field::new("patient_id", DataType::Utf8, true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..accesses.len() as i64)),
+                Arc::new(StringArray::from_iter(
+                    accesses.iter().map(|a| a.0.map(|u| USERS[u])),
+                )),
+                Arc::new(StringArray::from_iter(
+                    accesses.iter().map(|a| a.1.map(|p| PATIENTS[p])),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter(
+                        accesses.iter().map(|a| a.2.map(|h| T0 + h * HOUR)),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+        ctx.register_table("access", Arc::new(table)).unwrap();
+        (ctx, dir)
+    }
+
+    async fn rows(ctx: &SessionContext, sql: &str) -> BTreeSet<i64> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    /// The relationship as a join says it, the way `unexplained_access` was
+    /// written before the function.
+    fn by_join(margin: &str) -> String {
+        format!(
+            "SELECT DISTINCT a.k FROM access a \
+             LEFT JOIN staff s ON s.user_id = a.user_id \
+             JOIN encounters c ON c.patient_id = a.patient_id \
+             WHERE (c.user_id = a.user_id OR c.department = s.department) \
+               AND a.ts >= c.start_ts - {margin} \
+               AND a.ts <= coalesce(c.end_ts, c.start_ts) + {margin}"
+        )
+    }
+
+    fn by_function(margin: &str) -> String {
+        format!("SELECT k FROM access WHERE care_relationship(user_id, patient_id, ts, {margin})")
+    }
+
+    #[tokio::test]
+    async fn explains_by_user_or_department_within_the_margin() {
+        // u1 (icu) and u2 (ed); p1's encounter with icu 10:00-12:00 on day 2.
+        let (ctx, _dir) = session(
+            &[Some(0), Some(1)],
+            &[(0, None, Some(0), 34, Some(2))],
+            &[
+                (Some(0), Some(0), Some(35)),      // 0: icu, during
+                (Some(1), Some(0), Some(35)),      // 1: ed: not theirs
+                (Some(0), Some(0), Some(34 - 24)), // 2: a day before: the margin
+                (Some(0), Some(0), Some(34 - 25)), // 3: 25 hours before
+                (Some(0), Some(0), Some(36 + 24)), // 4: a day after the end
+                (Some(0), Some(1), Some(35)),      // 5: another patient
+                (None, Some(0), Some(35)),         // 6: no user
+                (Some(0), None, Some(35)),         // 7: no patient
+                (Some(0), Some(0), None),          // 8: no time
+                (Some(2), Some(0), Some(35)),      // 9: not in staff
+            ],
+        )
+        .await;
+        assert_eq!(
+            rows(&ctx, &by_function("INTERVAL '1' DAY")).await,
+            BTreeSet::from([0, 2, 4])
+        );
+        assert_eq!(
+            rows(&ctx, &by_function("INTERVAL '1' HOUR")).await,
+            BTreeSet::from([0])
+        );
+        let err = ctx
+            .sql(&by_function("INTERVAL '1' MONTH"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not months"), "{err}");
+        let err = ctx
+            .sql("SELECT care_relationship(user_id, patient_id, 3, INTERVAL '1' DAY) FROM access")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("takes two texts"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Whatever the tables, the function explains exactly the accesses
+        /// the join does: ids short and long, nulls, open encounters.
+        #[test]
+        fn explains_what_the_join_explains(
+            staff in proptest::collection::vec(
+                proptest::option::weighted(0.8, 0..DEPARTMENTS.len()), USERS.len()),
+            encounters in proptest::collection::vec((
+                0..PATIENTS.len(),
+                proptest::option::weighted(0.6, 0..USERS.len()),
+                proptest::option::weighted(0.7, 0..DEPARTMENTS.len()),
+                0i64..120,
+                proptest::option::weighted(0.8, 0i64..72),
+            ), 0..12),
+            accesses in proptest::collection::vec((
+                proptest::option::weighted(0.95, 0..USERS.len()),
+                proptest::option::weighted(0.95, 0..PATIENTS.len()),
+                proptest::option::weighted(0.95, -30i64..200),
+            ), 1..60),
+            hours in proptest::sample::select(vec![0, 1, 24, 48]),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (want, got) = rt.block_on(async {
+                let (ctx, _dir) = session(&staff, &encounters, &accesses).await;
+                let margin = format!("INTERVAL '{hours}' HOUR");
+                (rows(&ctx, &by_join(&margin)).await, rows(&ctx, &by_function(&margin)).await)
+            });
+            proptest::prop_assert_eq!(want, got);
+        }
+    }
+}
