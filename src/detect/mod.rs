@@ -466,14 +466,25 @@ pub async fn run_scoped(
     range: Range,
     run_id: &str,
 ) -> Result<Vec<Alert>, String> {
+    let df = plan_scoped(ctx, rule).await?;
+    collect_alerts(df, rule, range, run_id).await
+}
+
+/// Plans a checked rule over the tables and views registered now; the plan
+/// keeps them, so it may run after the session moves to another scope.
+pub async fn plan_scoped(ctx: &SessionContext, rule: &Rule) -> Result<DataFrame, String> {
     let sql = rule.sql()?;
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(|e| format!("SQL: {e}"))?
-        .collect()
-        .await
-        .map_err(|e| format!("running: {e}"))?;
+    ctx.sql(&sql).await.map_err(|e| format!("SQL: {e}"))
+}
+
+/// Runs a rule's plan ([`plan_scoped`]) and returns its alerts, ending in the range.
+pub async fn collect_alerts(
+    df: DataFrame,
+    rule: &Rule,
+    range: Range,
+    run_id: &str,
+) -> Result<Vec<Alert>, String> {
+    let batches = df.collect().await.map_err(|e| format!("running: {e}"))?;
     let mut out = Vec::new();
     for b in &batches {
         out.extend(to_alerts(b, rule, run_id).map_err(|e| e.to_string())?);
