@@ -9,7 +9,6 @@ SELECT
     e.patient_id,
     e.action,
     e.src_ip,
-    e.workstation,
     s.role,
     s.department AS staff_department,
     s.last_name AS user_last_name,

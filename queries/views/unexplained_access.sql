@@ -13,12 +13,12 @@
 -- 1.66/1.96/1.49 s, this one 1.19/1.09/1.33 s (alternating).
 -- chart_access's columns, in its order; the staff columns are joined to the
 -- few unexplained rows, not to every event.
-SELECT o.ts, o.user_id, o.patient_id, o.action, o.src_ip, o.workstation, s.role,
+SELECT o.ts, o.user_id, o.patient_id, o.action, o.src_ip, s.role,
        s.department AS staff_department, s.last_name AS user_last_name,
        s.address AS user_address, s.zip AS user_zip
 FROM staff s
 RIGHT JOIN (
-    SELECT ts, user_id, patient_id, action, src_ip, workstation
+    SELECT ts, user_id, patient_id, action, src_ip
     FROM access_events
     WHERE patient_id IS NOT NULL
       AND outcome = 'success'
