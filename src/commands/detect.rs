@@ -236,10 +236,8 @@ async fn run_rules_over(
     let slots = Arc::new(tokio::sync::Semaphore::new(
         std::thread::available_parallelism().map_or(2, |n| n.get()),
     ));
-    let mut running: tokio::task::JoinSet<(usize, std::result::Result<Vec<Alert>, String>)> =
-        tokio::task::JoinSet::new();
-    let mut results: Vec<Option<std::result::Result<Vec<Alert>, String>>> =
-        vec![None; checked.len()];
+    let mut running: Running = tokio::task::JoinSet::new();
+    let mut results: Vec<Option<RuleResult>> = vec![None; checked.len()];
     // The events of the last scope read into memory, and where that scope starts.
     let mut cached: Option<(Option<i64>, Events)> = None;
     for lookback in lookbacks {
@@ -259,13 +257,7 @@ async fn run_rules_over(
                 // Let go of the last scope's events (the rules still running
                 // over them, the tables and the views planned over them)
                 // before reading the next.
-                while let Some(done) = running.join_next().await {
-                    let (i, result) = done.map_err(|e| Error::Input {
-                        input: "detect".into(),
-                        reason: format!("a rule's task failed: {e}"),
-                    })?;
-                    results[i] = Some(result);
-                }
+                finish(&mut running, &mut results).await?;
                 cached = None;
                 all.register(ctx)?;
                 for v in views {
@@ -318,13 +310,7 @@ async fn run_rules_over(
             });
         }
     }
-    while let Some(done) = running.join_next().await {
-        let (i, result) = done.map_err(|e| Error::Input {
-            input: "detect".into(),
-            reason: format!("a rule's task failed: {e}"),
-        })?;
-        results[i] = Some(result);
-    }
+    finish(&mut running, &mut results).await?;
     // In rule order, whatever order they finished in.
     let mut ran = 0;
     let mut alerts = Vec::new();
@@ -345,6 +331,24 @@ async fn run_rules_over(
         eprintln!("emrwatch: rule {} skipped: {}", e.origin, e.reason);
     }
     Ok((alerts, ran))
+}
+
+/// A rule's alerts, or why it did not run.
+type RuleResult = std::result::Result<Vec<Alert>, String>;
+
+/// Rules running, each with its index among the checked rules.
+type Running = tokio::task::JoinSet<(usize, RuleResult)>;
+
+/// Waits for every running rule and files its result under its index.
+async fn finish(running: &mut Running, results: &mut [Option<RuleResult>]) -> Result<()> {
+    while let Some(done) = running.join_next().await {
+        let (i, result) = done.map_err(|e| Error::Input {
+            input: "detect".into(),
+            reason: format!("a rule's task failed: {e}"),
+        })?;
+        results[i] = Some(result);
+    }
+    Ok(())
 }
 
 /// The events rules with `lookback` read over `range`, in memory, when they
