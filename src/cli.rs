@@ -261,8 +261,10 @@ Examples:
   emrwatch sql -f queries/adhoc.sql --output csv > out.csv
   emrwatch sql            # interactive: \\d lists tables, \\d access_events its columns, \\q quits
 
-Tables: access_events, rejects, alerts, and with --ref DIR staff, patients,
-encounters. Detection functions: median(x), mad(x), robust_z(x) OVER (...).
+Tables: access_events, system_events, rejects, alerts, and with --ref DIR
+staff, patients, encounters. Detection functions: median(x), mad(x),
+robust_z(x) OVER (...), and with --ref
+care_relationship(user_id, patient_id, ts, INTERVAL '1' DAY).
 SQL is read-only (no DDL, INSERT or COPY).";
 
 const GEN_EXAMPLES: &str = "\

@@ -247,12 +247,12 @@ impl Index {
     }
 }
 
-/// The UDF; it holds the reference tables and builds its index once.
+/// The UDF; it holds the reference tables (`staff`, `encounters`; none in a
+/// session without `--ref`) and builds its index once.
 #[derive(Debug)]
 struct CareRelationship {
     signature: Signature,
-    staff: RecordBatch,
-    encounters: RecordBatch,
+    tables: Option<(RecordBatch, RecordBatch)>,
     index: OnceLock<std::result::Result<Index, String>>,
 }
 
@@ -342,9 +342,15 @@ impl ScalarUDFImpl for CareRelationship {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let margin = margin_us(&args.args[3])?;
+        let Some((staff, encounters)) = &self.tables else {
+            return exec_err!(
+                "care_relationship reads the reference tables: pass --ref DIR \
+                 (a folder with staff.csv, patients.csv and encounters.csv)"
+            );
+        };
         let index = match self
             .index
-            .get_or_init(|| Index::build(&self.staff, &self.encounters).map_err(|e| e.to_string()))
+            .get_or_init(|| Index::build(staff, encounters).map_err(|e| e.to_string()))
         {
             Ok(ix) => ix,
             Err(e) => return exec_err!("{e}"),
@@ -377,8 +383,18 @@ impl ScalarUDFImpl for CareRelationship {
 pub fn care_relationship(staff: RecordBatch, encounters: RecordBatch) -> ScalarUDF {
     ScalarUDF::new_from_impl(CareRelationship {
         signature: Signature::user_defined(Volatility::Immutable),
-        staff,
-        encounters,
+        tables: Some((staff, encounters)),
+        index: OnceLock::new(),
+    })
+}
+
+/// `care_relationship` in a session without reference tables: calling it
+/// says to pass `--ref` (rather than DataFusion's "Invalid function").
+/// [`crate::reference::Reference::register`] replaces it.
+pub fn care_relationship_without_reference() -> ScalarUDF {
+    ScalarUDF::new_from_impl(CareRelationship {
+        signature: Signature::user_defined(Volatility::Immutable),
+        tables: None,
         index: OnceLock::new(),
     })
 }
@@ -558,6 +574,23 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("takes two texts"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_reference_tables_it_asks_for_them() {
+        let ctx = SessionContext::new();
+        crate::functions::register(&ctx);
+        let err = ctx
+            .sql(
+                "SELECT care_relationship('u1', 'p1', TIMESTAMP '2026-11-01T00:00:00Z', \
+                 INTERVAL '1' DAY)",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("pass --ref DIR"), "{err}");
     }
 
     proptest::proptest! {

@@ -170,6 +170,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udwf(robust_z());
     ctx.register_udf(time::date_trunc());
     ctx.register_udf(time::date_part());
+    ctx.register_udf(care::care_relationship_without_reference());
 }
 
 #[cfg(test)]
