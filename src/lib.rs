@@ -13,6 +13,7 @@
 //! the [`reference`] tables and the [`functions`] registered, and turns their
 //! rows into alerts.
 
+pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: emrwatch::alloc::HugePages = emrwatch::alloc::HugePages;
+
 fn main() -> ExitCode {
     // Everything emrwatch writes (store files, outputs) holds patient data:
     // readable by the owner only, whatever the caller's umask.
