@@ -233,9 +233,8 @@ async fn run_rules_over(
     // a plan made in its scope: a rule's plan keeps the tables it was
     // planned over. One rule alone left a core idle for a third of detect
     // (its plans' serial steps, the alerts built from its rows).
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slots = Arc::new(tokio::sync::Semaphore::new(cores));
     let mut running: Running = tokio::task::JoinSet::new();
     let mut results: Vec<Option<RuleResult>> = vec![None; checked.len()];
     // The events of the last scope read into memory, and where that scope starts.
@@ -285,8 +284,10 @@ async fn run_rules_over(
             lookback / 1_000_000,
             t.elapsed().as_secs_f64()
         ));
+        // More rules than cores still to run: each rule one partition wide.
+        let side_by_side = group.len() >= cores;
         for (i, r) in group {
-            let df = match det::plan_scoped(ctx, r).await {
+            let df = match det::plan_scoped(ctx, r, side_by_side).await {
                 Ok(df) => df,
                 Err(reason) => {
                     results[i] = Some(Err(reason));

@@ -466,15 +466,34 @@ pub async fn run_scoped(
     range: Range,
     run_id: &str,
 ) -> Result<Vec<Alert>, String> {
-    let df = plan_scoped(ctx, rule).await?;
+    let df = plan_scoped(ctx, rule, false).await?;
     collect_alerts(df, rule, range, run_id).await
 }
 
 /// Plans a checked rule over the tables and views registered now; the plan
 /// keeps them, so it may run after the session moves to another scope.
-pub async fn plan_scoped(ctx: &SessionContext, rule: &Rule) -> Result<DataFrame, String> {
+/// `side_by_side`: other rules run beside this one, one per core. Its plan
+/// then keeps the events in the partitions they were read in rather than
+/// hashing every event into the session's partitions again for each
+/// grouping and join: the cores are busy with the other rules, and the
+/// repartitioning and the partial and final aggregates cost CPU of their own
+/// (detect on 10 million events, alternating: 4.43 s median of seven runs to
+/// 4.29 s, user time 6.6-6.8 s to 6.1-6.4 s).
+pub async fn plan_scoped(
+    ctx: &SessionContext,
+    rule: &Rule,
+    side_by_side: bool,
+) -> Result<DataFrame, String> {
     let sql = rule.sql()?;
-    ctx.sql(&sql).await.map_err(|e| format!("SQL: {e}"))
+    let mut state = ctx.state();
+    if side_by_side {
+        state.config_mut().options_mut().execution.target_partitions = 1;
+    }
+    let plan = state
+        .create_logical_plan(&sql)
+        .await
+        .map_err(|e| format!("SQL: {e}"))?;
+    Ok(DataFrame::new(state, plan))
 }
 
 /// Runs a rule's plan ([`plan_scoped`]) and returns its alerts, ending in the range.
@@ -856,6 +875,45 @@ mod tests {
     /// Rules may list a patient once per event (`array_agg` without
     /// DISTINCT, which DataFusion aggregates far faster): the alert lists each
     /// patient once, in order.
+    #[tokio::test]
+    async fn a_rule_beside_others_is_not_repartitioned() {
+        let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.sql(
+            "CREATE TABLE access_events AS SELECT 'u' || CAST(v % 7 AS VARCHAR) AS user_id, \
+             v AS n FROM generate_series(1, 1000) AS t(v)",
+        )
+        .await
+        .unwrap();
+        let rule = Rule::parse(
+            "t.sql",
+            "-- id: t\n-- title: T\n-- severity: high\n-- scenario: s\n\
+             -- description: d\n-- lookback: 0\n\
+             SELECT user_id, count(*) AS n FROM access_events GROUP BY user_id\n",
+        )
+        .unwrap();
+        let plan = |side_by_side| {
+            let (ctx, rule) = (&ctx, &rule);
+            async move {
+                let df = plan_scoped(ctx, rule, side_by_side).await.unwrap();
+                let plan = df.create_physical_plan().await.unwrap();
+                datafusion::physical_plan::displayable(plan.as_ref())
+                    .indent(false)
+                    .to_string()
+            }
+        };
+        let alone = plan(false).await;
+        assert!(
+            alone.contains("RepartitionExec: partitioning=Hash"),
+            "{alone}"
+        );
+        let beside = plan(true).await;
+        assert!(
+            !beside.contains("RepartitionExec: partitioning=Hash"),
+            "{beside}"
+        );
+    }
+
     #[tokio::test]
     async fn an_alert_lists_each_patient_once_in_order() {
         let ctx = SessionContext::new();
