@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The system allocator, asking for huge pages on large blocks (`src/alloc.rs`).
 #[global_allocator]
 static ALLOCATOR: emrwatch::alloc::HugePages = emrwatch::alloc::HugePages;
 

@@ -284,7 +284,8 @@ async fn run_rules_over(
             lookback / 1_000_000,
             t.elapsed().as_secs_f64()
         ));
-        // More rules than cores still to run: each rule one partition wide.
+        // At least as many rules here as cores: each planned one partition
+        // wide, the cores being shared out among the rules (`plan_scoped`).
         let side_by_side = group.len() >= cores;
         for (i, r) in group {
             let df = match det::plan_scoped(ctx, r, side_by_side).await {
