@@ -36,24 +36,24 @@ fn advise(ptr: *mut u8, size: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise(_ptr: *mut u8, _size: usize) {}
 
+/// `block`, advised if it is [`ADVISE_FROM`] bytes or more.
+fn advised(block: *mut u8, size: usize) -> *mut u8 {
+    if size >= ADVISE_FROM {
+        advise(block, size);
+    }
+    block
+}
+
 // SAFETY: every call is forwarded to `System` with its arguments unchanged.
 unsafe impl GlobalAlloc for HugePages {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let p = unsafe { System.alloc(layout) };
-        if layout.size() >= ADVISE_FROM {
-            advise(p, layout.size());
-        }
-        p
+        advised(unsafe { System.alloc(layout) }, layout.size())
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if layout.size() >= ADVISE_FROM {
-            advise(p, layout.size());
-        }
-        p
+        advised(unsafe { System.alloc_zeroed(layout) }, layout.size())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -63,11 +63,7 @@ unsafe impl GlobalAlloc for HugePages {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if new_size >= ADVISE_FROM {
-            advise(p, new_size);
-        }
-        p
+        advised(unsafe { System.realloc(ptr, layout, new_size) }, new_size)
     }
 }
 

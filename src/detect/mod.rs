@@ -872,9 +872,6 @@ mod tests {
         }
     }
 
-    /// Rules may list a patient once per event (`array_agg` without
-    /// DISTINCT, which DataFusion aggregates far faster): the alert lists each
-    /// patient once, in order.
     #[tokio::test]
     async fn a_rule_beside_others_is_not_repartitioned() {
         let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
@@ -914,6 +911,9 @@ mod tests {
         );
     }
 
+    /// Rules may list a patient once per event (`array_agg` without
+    /// DISTINCT, which DataFusion aggregates far faster): the alert lists each
+    /// patient once, in order.
     #[tokio::test]
     async fn an_alert_lists_each_patient_once_in_order() {
         let ctx = SessionContext::new();
