@@ -7,55 +7,47 @@
 -- param.min_events: 10
 -- param.min_history_days: 4
 -- param.max_days_in_hour: 1
--- Habits are counted on (user, day, hour) cells. Every step below reads the
--- one before it once (DataFusion computes a CTE again for every reader), so
--- the events are read twice: for the cells, and for the events of the few
--- (user, hour) pairs that are unusual.
-WITH cells AS (
-    SELECT user_id, date_trunc('day', ts) AS day, date_part('hour', ts) AS hour
-    FROM access_events
-    GROUP BY 1, 2, 3
+-- Habits are counted from the shared user_days view: a row per (user, day)
+-- with the hours of the day active in as bits. The events are read again
+-- only for the users with unusual hours.
+WITH days AS (
+    SELECT user_id, hours, count(*) OVER (PARTITION BY user_id) AS days
+    FROM user_days
 ),
--- One grouping gives a row per (user, hour), with days_in_hour: on how many
--- days the user was active in that hour, and a row per (user, day) they
--- were active at all; counting the latter gives each user's days.
+-- A row per (user, hour) the user was active in: on how many days. The 24
+-- hours on the left: a cross join emits a batch per row of its left input.
 habits AS (
-    SELECT user_id, hour, days_in_hour, days
+    SELECT d.user_id, h.hour, count(*) AS days_in_hour, max(d.days) AS days
+    FROM (SELECT unnest(range(24)) AS hour) h
+    CROSS JOIN days d
+    WHERE (d.hours >> h.hour) & 1 = 1
+    GROUP BY d.user_id, h.hour
+),
+-- Per user, as bits: the hours they were ever active in, and their working
+-- hours (active there on more than max_days_in_hour days).
+usual AS (
+    SELECT
+        user_id,
+        bit_or(1 << hour) AS seen,
+        coalesce(bit_or(1 << hour) FILTER (WHERE days_in_hour > ${max_days_in_hour}), 0) AS working,
+        max(days) AS days
+    FROM habits
+    GROUP BY user_id
+    HAVING max(days) >= ${min_history_days}
+),
+-- Hours active in that are neither working hours nor next to one (overtime):
+-- the working hours turned one bit either way round the clock (23 and 0 are
+-- neighbours) and taken out of the 24 bits, 16777215.
+unusual AS (
+    SELECT user_id, days, seen & (16777215 - (near & 16777215)) AS hours
     FROM (
         SELECT
             user_id,
-            hour,
-            days_in_hour,
-            is_day,
-            sum(is_day) OVER (PARTITION BY user_id) AS days
-        FROM (
-            SELECT user_id, hour, count(*) AS days_in_hour, grouping(hour) AS is_day
-            FROM cells
-            GROUP BY GROUPING SETS ((user_id, hour), (user_id, day))
-        ) g
-    ) g
-    WHERE is_day = 0
-),
--- Each hour's count is also shown to the hours before and after it (23 and 0
--- are neighbours), so one grouping sees an hour with both of its neighbours.
-around AS (
-    SELECT
-        h.user_id,
-        (h.hour + n.shift + 24) % 24 AS hour,
-        max(CASE WHEN n.shift = 0 THEN h.days_in_hour END) AS days_in_hour,
-        max(h.days_in_hour) AS busiest_nearby,
-        max(h.days) AS days
-    FROM habits h
-    CROSS JOIN (VALUES (-1), (0), (1)) AS n(shift)
-    GROUP BY 1, 2
-),
-unusual AS (
-    SELECT user_id, hour, days
-    FROM around
-    -- Active at that hour, and at most max_days_in_hour days there and next to it.
-    WHERE days_in_hour IS NOT NULL
-      AND busiest_nearby <= ${max_days_in_hour}
-      AND days >= ${min_history_days}
+            days,
+            seen,
+            working | (working << 1) | (working >> 23) | (working >> 1) | (working << 23) AS near
+        FROM usual
+    ) u
 )
 SELECT
     e.user_id,
@@ -72,6 +64,9 @@ SELECT
            ' days; ', CAST(count(DISTINCT e.patient_id) AS VARCHAR), ' charts opened') AS summary
 -- unusual first: DataFusion builds the hash table on a join's left input.
 FROM unusual u
-JOIN access_events e ON e.user_id = u.user_id AND date_part('hour', e.ts) = u.hour
+JOIN access_events e
+  ON e.user_id = u.user_id
+ AND (u.hours >> date_part('hour', e.ts)) & 1 = 1
+WHERE u.hours <> 0
 GROUP BY e.user_id, date_trunc('day', e.ts)
 HAVING count(*) >= ${min_events}

@@ -7,37 +7,17 @@
 -- param.min_patients: 60
 -- param.min_z_self: 8
 -- param.min_z_role: 8
--- Distinct patients are counted in two steps, per user, day and patient,
--- then per user and day, because DataFusion's count(DISTINCT) keeps a hash
--- set per group, which took 6.8 GB on a 10-million-event store. Patient lists are gathered only
--- for the flagged days.
-WITH per_patient AS (
+-- The day's distinct charts come from the shared user_days view.
+WITH daily AS (
     SELECT
-        user_id,
-        date_trunc('day', ts) AS day,
-        patient_id
-    FROM access_events
-    -- chart_access's opens, read straight from the events: the role is
-    -- joined to the user's days below, not to every event.
-    -- Reading charts: exports and prints are bulk_export's, edits record_tampering's.
-    WHERE patient_id IS NOT NULL
-      AND outcome = 'success'
-      AND action IN ('view', 'query')
-    GROUP BY user_id, date_trunc('day', ts), patient_id
-),
-daily AS (
-    SELECT
-        d.*,
+        d.user_id,
+        d.day,
+        d.charts_read AS patients,
         coalesce(s.role, 'unknown') AS role
     FROM staff s
-    RIGHT JOIN (
-        SELECT
-            user_id,
-            day,
-            count(*) AS patients
-        FROM per_patient
-        GROUP BY user_id, day
-    ) d ON s.user_id = d.user_id
+    RIGHT JOIN user_days d ON s.user_id = d.user_id
+    -- Days with no chart read are no baseline for reading charts.
+    WHERE d.charts_read > 0
 ),
 scored AS (
     SELECT

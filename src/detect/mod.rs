@@ -503,7 +503,26 @@ pub async fn collect_alerts(
     range: Range,
     run_id: &str,
 ) -> Result<Vec<Alert>, String> {
-    let batches = df.collect().await.map_err(|e| format!("running: {e}"))?;
+    let batches = if std::env::var_os("EMRWATCH_PLANS").is_some() {
+        // Each operator's time and rows, for whoever tunes a rule; plans
+        // name tables and columns, never a value.
+        let task = df.task_ctx();
+        let plan = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| format!("planning: {e}"))?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), Arc::new(task))
+            .await
+            .map_err(|e| format!("running: {e}"))?;
+        let shown = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+            plan.as_ref(),
+        )
+        .indent(false);
+        eprintln!("emrwatch: rule {} ran this plan:\n{shown}", rule.id);
+        batches
+    } else {
+        df.collect().await.map_err(|e| format!("running: {e}"))?
+    };
     let mut out = Vec::new();
     for b in &batches {
         out.extend(to_alerts(b, rule, run_id).map_err(|e| e.to_string())?);

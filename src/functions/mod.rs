@@ -11,12 +11,15 @@
 //! - `care_relationship(user_id, patient_id, ts, margin)`: whether an
 //!   encounter explains an access ([`care`]); registered with the reference
 //!   tables, which it reads.
+//! - `distinct_count(x)`: the exact number of distinct values, cheaper than
+//!   `count(DISTINCT x)` for many small groups ([`distinct`]).
 //! - `date_trunc` and `date_part`: DataFusion's, with integer arithmetic for
 //!   UTC timestamps ([`time`]).
 //!
 //! The per-value passes are AVX2 with a scalar fallback ([`simd`]).
 
 pub mod care;
+pub mod distinct;
 pub mod simd;
 pub mod time;
 
@@ -167,6 +170,7 @@ pub fn robust_z() -> WindowUDF {
 pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(median());
     ctx.register_udaf(mad());
+    ctx.register_udaf(distinct::distinct_count());
     ctx.register_udwf(robust_z());
     ctx.register_udf(time::date_trunc());
     ctx.register_udf(time::date_part());
