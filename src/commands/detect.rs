@@ -302,10 +302,11 @@ async fn run_rules_over(
                 let found = det::collect_alerts(df, &rule, range, &run_id).await;
                 if let Ok(found) = &found {
                     verbose(&format!(
-                        "rule {}: {} alerts in {:.2}s",
+                        "rule {}: {} alerts in {:.2}s (from {:.2}s)",
                         rule.id,
                         found.len(),
-                        t.elapsed().as_secs_f64()
+                        t.elapsed().as_secs_f64(),
+                        (t - *STARTED).as_secs_f64()
                     ));
                 }
                 (i, found)
@@ -387,10 +388,15 @@ async fn cache_events(
     }
 }
 
-/// Per-rule progress, on stderr only when asked (`EMRWATCH_VERBOSE=1`): it names no patient.
+/// When the command started, for [`verbose`]'s clock.
+static STARTED: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+/// Per-rule progress, on stderr only when asked (`EMRWATCH_VERBOSE=1`), with
+/// the seconds since the command started (steps overlap: the clock shows
+/// what waited on what). It names no patient.
 fn verbose(s: &str) {
     if std::env::var_os("EMRWATCH_VERBOSE").is_some() {
-        eprintln!("emrwatch: {s}");
+        eprintln!("emrwatch: [{:5.2}s] {s}", STARTED.elapsed().as_secs_f64());
     }
 }
 
@@ -461,7 +467,7 @@ fn deliver(args: &AlertOutArgs, alerts: &mut [Alert], suppressed: usize) -> Resu
 
 /// `emrwatch detect`.
 pub async fn run_detect(args: DetectArgs) -> Result<()> {
-    let started = Instant::now();
+    let started = *STARTED;
     let range = Range {
         since: args
             .since
@@ -587,7 +593,7 @@ pub async fn store_alerts(
 
 /// `emrwatch scan`.
 pub async fn run_scan(args: ScanArgs) -> Result<()> {
-    let started = Instant::now();
+    let started = *STARTED;
     let (rules, errors) = load_rules(&args.rules)?;
     let views = load_views(&args.rules)?;
     let reference = load_reference(&args.out)?;
