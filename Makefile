@@ -17,7 +17,7 @@ demo: $(DEMO_BIN)
 	@echo; echo "== Scored against the incidents the generator injected ($(DEMO_HOSPITAL)/labels.csv)"
 	$(DEMO_BIN) eval --labels $(DEMO_HOSPITAL)/labels.csv --alerts $(DEMO_STORE)/alerts.jsonl
 	@echo; echo "== Who opened the most distinct charts (SQL, with the detection functions)"
-	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT user_id, count(DISTINCT patient_id) AS patients, round(robust_z(count(DISTINCT patient_id)) OVER (), 1) AS robust_z FROM access_events GROUP BY user_id ORDER BY patients DESC LIMIT 5"
+	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT user_id, distinct_count(patient_id) AS patients, round(robust_z(distinct_count(patient_id)) OVER (), 1) AS robust_z FROM access_events GROUP BY user_id ORDER BY patients DESC LIMIT 5"
 	@echo; echo "== The hosts' logs (syslog, normalised): what happened on them"
 	$(DEMO_BIN) sql --store $(DEMO_STORE) -e "SELECT event_type, count(*) AS n, count(DISTINCT host) AS hosts, count(DISTINCT src_ip) AS addresses FROM system_events GROUP BY event_type ORDER BY n DESC"
 	@echo; echo "Try it yourself: $(DEMO_BIN) sql --store $(DEMO_STORE) --ref $(DEMO_HOSPITAL)/ref   (tables: access_events, system_events, alerts, rejects, staff, patients, encounters)"
