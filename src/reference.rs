@@ -278,11 +278,13 @@ impl Reference {
         }
     }
 
-    /// Registers every table in `ctx` under its name, and
-    /// `care_relationship` over them.
+    /// Registers every table in `ctx` under its name (in place of any
+    /// registered before), and `care_relationship` over them.
     pub fn register(&self, ctx: &SessionContext) -> Result<()> {
         for (name, batch) in &self.tables {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
+            // Replacing the empty tables a session checked its rules with.
+            ctx.deregister_table(*name)?;
             ctx.register_table(*name, Arc::new(table))?;
         }
         let table = |name: &str| {

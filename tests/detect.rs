@@ -1052,3 +1052,40 @@ fn scan_reads_a_mixed_folder_and_skips_a_file_it_cannot_read() {
         assert!(a["alert_id"].as_str().is_some_and(|s| s.len() == 16), "{a}");
     }
 }
+
+/// detect reads the reference files while it checks the rules and reads the
+/// events: a bad file still stops it, naming the file, line and column,
+/// before any rule runs or any alert is stored.
+#[test]
+fn detect_stops_on_a_bad_reference_file_read_beside_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref");
+    std::fs::create_dir(&reference).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(reference.join(name), text).unwrap();
+    write(
+        "staff.csv",
+        "user_id,first_name,last_name,role,department,address,zip,hire_date,termination_date\n\
+         u1,ANA,GARCIA,nurse,icu,1 OAK ST,60622,2020-01-02,\n",
+    );
+    write(
+        "patients.csv",
+        "patient_id,first_name,last_name,birth_date,address,zip,deceased_date,vip,employee_user_id\n\
+         p1,LUIS,GARCIA,1970-05-06,2 OAK ST,60622,,true,\n",
+    );
+    write(
+        "encounters.csv",
+        "encounter_id,patient_id,user_id,department,start_ts,end_ts\n\
+         e1,p1,u1,icu,2026-11-01T08:00:00Z,\n\
+         e2,p1,u1,icu,2026-11-01X09:00:00Z,\n",
+    );
+    let store = dir.path().join("store");
+    let out = crate::common::run(&detect_args(&store, &reference, &[]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("encounters.csv:3") && err.contains("start_ts"),
+        "{err}"
+    );
+    assert!(!err.contains("new alerts"), "{err}");
+    assert!(!store.join("alerts").exists(), "nothing stored");
+}

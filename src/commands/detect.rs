@@ -139,8 +139,8 @@ async fn rule_session(reference: &Reference) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-fn load_reference(args: &AlertOutArgs) -> Result<Reference> {
-    match &args.reference {
+fn load_reference(dir: Option<&std::path::Path>) -> Result<Reference> {
+    match dir {
         Some(dir) => Reference::load(dir),
         None => {
             eprintln!(
@@ -166,6 +166,34 @@ pub struct Detection<'a> {
     pub run_id: &'a str,
     /// MiB of events the rules may share in memory (0: each reads the store).
     pub memory_cache_mib: usize,
+    /// The reference tables still being read, when the session holds empty
+    /// ones (with their columns) meanwhile: rules are checked and the events
+    /// read while the CSV files are parsed, and the tables are registered
+    /// before the first rule or view is planned to run.
+    pub reference_loading: Option<LoadingReference>,
+}
+
+/// Reference tables being read on a thread of their own.
+pub type LoadingReference = tokio::task::JoinHandle<Result<Reference>>;
+
+/// Waits for the reference tables `loading` and registers them in `ctx`.
+async fn register_loaded(
+    ctx: &SessionContext,
+    loading: &mut Option<LoadingReference>,
+) -> Result<()> {
+    if let Some(handle) = loading.take() {
+        let t = Instant::now();
+        let reference = handle.await.map_err(|e| Error::Input {
+            input: "--ref".into(),
+            reason: format!("reading the reference tables failed: {e}"),
+        })??;
+        reference.register(ctx)?;
+        verbose(&format!(
+            "reference tables registered (waited {:.2}s)",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 /// Checks and runs every rule; broken ones are reported on stderr and skipped.
@@ -181,6 +209,7 @@ async fn run_rules_over(
         range,
         run_id,
         memory_cache_mib,
+        mut reference_loading,
     } = d;
     let mut cache_budget = memory_cache_mib << 20;
     // Check against the full table (planning reads no data).
@@ -271,6 +300,7 @@ async fn run_rules_over(
                 }
             }
         };
+        register_loaded(ctx, &mut reference_loading).await?;
         let t = Instant::now();
         let rules_here: Vec<&Rule> = group.iter().map(|(_, r)| *r).collect();
         if let Err(reason) = det::scope(ctx, &events, views, range, lookback, &rules_here).await {
@@ -314,6 +344,8 @@ async fn run_rules_over(
         }
     }
     finish(&mut running, &mut results).await?;
+    // No rule ran: a bad reference folder is still an error.
+    register_loaded(ctx, &mut reference_loading).await?;
     // In rule order, whatever order they finished in.
     let mut ran = 0;
     let mut alerts = Vec::new();
@@ -482,12 +514,16 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
     };
     let (rules, errors) = load_rules(&args.rules)?;
     let views = load_views(&args.rules)?;
-    let t = Instant::now();
-    let reference = load_reference(&args.out)?;
-    verbose(&format!(
-        "reference tables read in {:.2}s",
-        t.elapsed().as_secs_f64()
-    ));
+    let dir = args.out.reference.clone();
+    let reference_loading = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let reference = load_reference(dir.as_deref());
+        verbose(&format!(
+            "reference tables read in {:.2}s",
+            t.elapsed().as_secs_f64()
+        ));
+        reference
+    });
     let store = Store::new(&args.store.store)?;
     let run_id = new_run_id();
     let detection = Detection {
@@ -497,8 +533,9 @@ pub async fn run_detect(args: DetectArgs) -> Result<()> {
         range,
         run_id: &run_id,
         memory_cache_mib: args.memory_cache,
+        reference_loading: Some(reference_loading),
     };
-    let (mut new, suppressed, ran) = detect_new(&store, &reference, detection).await?;
+    let (mut new, suppressed, ran) = detect_new(&store, &Reference::empty(), detection).await?;
     let t = Instant::now();
     store_alerts(&store, &new, &run_id, "detect", &[]).await?;
     verbose(&format!(
@@ -596,7 +633,7 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
     let started = *STARTED;
     let (rules, errors) = load_rules(&args.rules)?;
     let views = load_views(&args.rules)?;
-    let reference = load_reference(&args.out)?;
+    let reference = load_reference(args.out.reference.as_deref())?;
     let objects = source::resolve(&args.inputs).await?;
     let defaults = IngestOptions::default();
     let opts = IngestOptions {
@@ -655,6 +692,7 @@ pub async fn run_scan(args: ScanArgs) -> Result<()> {
         run_id: &run_id,
         // The events are in memory already.
         memory_cache_mib: 0,
+        reference_loading: None,
     };
     let (mut found, ran) = run_rules_over(&ctx, &all, detection).await?;
     deliver(&args.out, &mut found, 0)?;

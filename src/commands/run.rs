@@ -321,6 +321,7 @@ async fn locked_run(job: &Job, store: &Store, started: Instant) -> Result<u8> {
                 range,
                 run_id: &run_id,
                 memory_cache_mib: job.memory_cache_mib,
+                reference_loading: None,
             };
             let (new, suppressed, _) = detect_new(store, &reference, detection).await?;
             summary.alerts_suppressed = suppressed;
