@@ -37,22 +37,36 @@ flagged AS (
 -- flagged is read once: a CTE read twice is computed twice. The window and
 -- the event count come from the flagged days' events, read again here,
 -- rather than from three more aggregates over every (user, day, patient).
+-- The events are joined by user alone, their day as a range and their kind
+-- in each aggregate's FILTER: a WHERE on the events would be pushed down to
+-- every one of them (0.16 s), and a join on (user, day) hashes every event's
+-- day (0.18 s), for the few flagged users' rows.
+, flagged_events AS (
+    SELECT
+        f.*,
+        a.ts,
+        a.patient_id,
+        a.patient_id IS NOT NULL
+            AND a.outcome = 'success'
+            AND a.action IN ('view', 'query') AS read_chart
+    FROM flagged f
+    JOIN access_events a
+      ON a.user_id = f.user_id
+     AND a.ts >= f.day
+     AND a.ts < f.day + INTERVAL '1' DAY
+)
 SELECT
-    f.user_id,
+    user_id,
     CAST(NULL AS VARCHAR) AS host,
     CAST(NULL AS VARCHAR) AS src_ip,
-    array_agg(a.patient_id) AS patient_ids,
-    min(a.ts) AS first_ts,
-    max(a.ts) AS last_ts,
-    count(*) AS event_count,
-    least(f.z_self, f.z_role) AS score,
-    concat(f.role, ' ', f.user_id, ' opened the charts of ', CAST(f.patients AS VARCHAR),
-           ' distinct patients on ', CAST(CAST(f.day AS DATE) AS VARCHAR), ', against a usual ',
-           CAST(round(f.own_median) AS VARCHAR), ' (robust z ', CAST(round(f.z_self, 1) AS VARCHAR),
-           ' against their own days, ', CAST(round(f.z_role, 1) AS VARCHAR), ' against other ', f.role, 's that day)') AS summary
-FROM flagged f
-JOIN access_events a ON a.user_id = f.user_id AND date_trunc('day', a.ts) = f.day
-WHERE a.patient_id IS NOT NULL
-  AND a.outcome = 'success'
-  AND a.action IN ('view', 'query')
-GROUP BY f.user_id, f.day, f.role, f.patients, f.own_median, f.z_self, f.z_role
+    array_agg(patient_id) FILTER (WHERE read_chart) AS patient_ids,
+    min(ts) FILTER (WHERE read_chart) AS first_ts,
+    max(ts) FILTER (WHERE read_chart) AS last_ts,
+    count(*) FILTER (WHERE read_chart) AS event_count,
+    least(z_self, z_role) AS score,
+    concat(role, ' ', user_id, ' opened the charts of ', CAST(patients AS VARCHAR),
+           ' distinct patients on ', CAST(CAST(day AS DATE) AS VARCHAR), ', against a usual ',
+           CAST(round(own_median) AS VARCHAR), ' (robust z ', CAST(round(z_self, 1) AS VARCHAR),
+           ' against their own days, ', CAST(round(z_role, 1) AS VARCHAR), ' against other ', role, 's that day)') AS summary
+FROM flagged_events
+GROUP BY user_id, day, role, patients, own_median, z_self, z_role

@@ -317,10 +317,35 @@ async fn volume_spike_alerts_on_a_spike_not_on_a_steadily_busy_user() {
             spike.push_str(&format!("2026-11-12T09:{p:02}:00Z,{u},Q{u}{p},view\n"));
         }
     }
+    // The same day, events that read no chart: an export, a failed view, a
+    // login; and a view the next day. None is in the alert.
+    spike.push_str(
+        "2026-11-12T07:00:00Z,u1,X1,export\n\
+         2026-11-12T07:30:00Z,u1,X2,view,failure\n\
+         2026-11-12T20:00:00Z,u1,,login\n\
+         2026-11-13T08:00:00Z,u1,X3,view\n",
+    );
     let a = run("volume_spike", &spike, NO_CARE).await;
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0].user_id.as_deref(), Some("u1"));
     assert!(a[0].summary.contains("120 distinct"), "{}", a[0].summary);
+    // The alert holds the spike's chart reads, and only those.
+    assert_eq!(a[0].event_count, 120);
+    assert_eq!(a[0].patient_ids.len(), 120);
+    assert!(
+        a[0].patient_ids.iter().all(|p| p.starts_with('S')),
+        "{:?}",
+        a[0].patient_ids
+    );
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_micros()
+    };
+    assert_eq!(
+        (a[0].first_us, a[0].last_us),
+        (at("2026-11-12T08:00:00Z"), at("2026-11-12T09:59:00Z"))
+    );
     // u1 always opens 120 charts a day (HIM-like work): no spike against their own days.
     let busy = daily_views("u1", 12, 120) + &lines;
     assert!(run("volume_spike", &busy, NO_CARE).await.is_empty());
