@@ -211,17 +211,21 @@ impl DistinctCount {
         Ok(Arc::new(list))
     }
 
-    /// Adds another accumulator's keys of one group, sorted and deduplicated
-    /// (its [`DistinctCount::list`]), to `group`.
+    /// Adds keys of `group` from a partial state (another accumulator's
+    /// [`DistinctCount::list`], or a row's own from `convert_to_state`).
     fn merge_keys(&mut self, group: usize, keys: &[u128]) {
         let g = &mut self.groups[group];
-        let before = g.capacity();
-        let had = !g.is_empty();
-        g.extend_from_slice(keys);
-        if had {
-            g.sort_unstable();
-            g.dedup();
+        if !g.is_empty() {
+            // One key at a time, deduplicated as the vector fills: sorting
+            // the group at every merge would be quadratic when each row
+            // arrives as a state of its own.
+            for &key in keys {
+                self.push(group, key);
+            }
+            return;
         }
+        let before = g.capacity();
+        g.extend_from_slice(keys);
         self.held += (g.capacity() - before) * size_of::<u128>();
     }
 }
@@ -502,5 +506,21 @@ mod tests {
         let n = merged.evaluate(EmitTo::All).unwrap();
         let n = n.as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!((n.value(0), n.value(1)), (1, 2));
+    }
+
+    #[test]
+    fn a_group_merged_from_one_row_states_counts_and_stays_small() {
+        // DataFusion may skip the partial aggregation and send each row as a
+        // state of its own: 200,000 rows of one group, 50 distinct values.
+        let acc = DistinctCount::default();
+        let values: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..200_000).map(|i| format!("v{}", i % 50)),
+        ));
+        let states = acc.convert_to_state(&[values], None).unwrap();
+        let mut merged = DistinctCount::default();
+        merged.merge_batch(&states, &[0; 200_000], 1).unwrap();
+        assert!(merged.size() < 4096, "{}", merged.size());
+        let n = merged.evaluate(EmitTo::All).unwrap();
+        assert_eq!(n.as_primitive::<arrow::datatypes::Int64Type>().value(0), 50);
     }
 }
