@@ -33,7 +33,7 @@ flagged AS (
     WHERE patients >= ${min_patients}
       AND z_self >= ${min_z_self}
       AND z_role >= ${min_z_role}
-)
+),
 -- flagged is read once: a CTE read twice is computed twice. The window and
 -- the event count come from the flagged days' events, read again here,
 -- rather than from three more aggregates over every (user, day, patient).
@@ -41,7 +41,7 @@ flagged AS (
 -- in each aggregate's FILTER: a WHERE on the events would be pushed down to
 -- every one of them (0.16 s), and a join on (user, day) hashes every event's
 -- day (0.18 s), for the few flagged users' rows.
-, flagged_events AS (
+flagged_events AS (
     SELECT
         f.*,
         a.ts,
