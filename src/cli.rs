@@ -257,13 +257,14 @@ Exit status: 0 ok (even with rejects), 2 error.";
 
 const SQL_EXAMPLES: &str = "\
 Examples:
-  emrwatch sql -e \"SELECT user_id, count(DISTINCT patient_id) AS patients FROM access_events GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"
+  emrwatch sql -e \"SELECT user_id, distinct_count(patient_id) AS patients FROM access_events GROUP BY 1 ORDER BY 2 DESC LIMIT 10\"
   emrwatch sql -f queries/adhoc.sql --output csv > out.csv
   emrwatch sql            # interactive: \\d lists tables, \\d access_events its columns, \\q quits
 
 Tables: access_events, system_events, rejects, alerts, and with --ref DIR
 staff, patients, encounters. Detection functions: median(x), mad(x),
-robust_z(x) OVER (...), and with --ref
+robust_z(x) OVER (...), distinct_count(x) (count(DISTINCT x) for many
+groups, in far less memory), and with --ref
 care_relationship(user_id, patient_id, ts, INTERVAL '1' DAY).
 SQL is read-only (no DDL, INSERT or COPY).";
 

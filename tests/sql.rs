@@ -187,3 +187,23 @@ fn a_file_of_statements_runs_in_order() {
     ]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "n\n12\nusers\n8\n");
 }
+
+/// Analysts get the rules' functions: distinct_count agrees with
+/// count(DISTINCT) on the store's events.
+#[test]
+fn distinct_count_agrees_with_count_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store(dir.path());
+    let st = store.to_str().unwrap();
+    let sql = "SELECT action, distinct_count(user_id) AS a, count(DISTINCT user_id) AS b, \
+               distinct_count(patient_id) AS c, count(DISTINCT patient_id) AS d \
+               FROM access_events GROUP BY action ORDER BY action";
+    let csv =
+        String::from_utf8(ok(&["sql", "--store", st, "-o", "csv", "-e", sql]).stdout).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(rows.len() >= 2, "{csv}");
+    for row in rows {
+        let f: Vec<&str> = row.split(',').collect();
+        assert_eq!((f[1], f[3]), (f[2], f[4]), "{csv}");
+    }
+}
