@@ -776,6 +776,126 @@ async fn the_event_cache_holds_the_columns_and_rows_a_scope_reads_within_budget(
     );
 }
 
+/// The cached access events are split by user as DataFusion hashes them,
+/// and the table says so: a grouping by user and day takes one pass per
+/// partition, with no repartitioning, and every group comes out once.
+#[tokio::test]
+async fn the_event_cache_splits_the_events_by_user_so_a_grouping_by_user_takes_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emrwatch::sql::session::rules_config()
+        .unwrap()
+        .with_target_partitions(2);
+    let ctx = SessionContext::new_with_config(config);
+    functions::register(&ctx);
+    reference(dir.path(), NO_CARE).register(&ctx).unwrap();
+    // 12 users over 5 days, 3 events a day each, read in two partitions by
+    // time (as the store's files are): every user's events in both.
+    let mut lines = Vec::new();
+    for day in 10..15 {
+        for u in 0..12 {
+            for h in [8, 9, 10] {
+                lines.push(format!("2026-11-{day}T{h:02}:00:00Z,u{u},p{u}_{h},view"));
+            }
+        }
+    }
+    let batch = events(&lines.join("\n"));
+    let half = batch.num_rows() / 2;
+    let all = detect::Events {
+        access: Arc::new(
+            MemTable::try_new(
+                batch.schema(),
+                vec![
+                    vec![batch.slice(0, half)],
+                    vec![batch.slice(half, batch.num_rows() - half)],
+                ],
+            )
+            .unwrap(),
+        ),
+        system: Arc::new(
+            MemTable::try_new(
+                schema::stored(&schema::system_events()),
+                vec![system_events("")],
+            )
+            .unwrap(),
+        ),
+    };
+    all.register(&ctx).unwrap();
+    detect::register_views(&ctx, &views(), &[]).await.unwrap();
+    let rule = builtin_rule("after_hours");
+    let columns = detect::columns_read(&ctx, &[&rule], &views())
+        .await
+        .unwrap();
+    let (cached, _) = detect::cache(
+        &ctx,
+        &all,
+        Range::default(),
+        30 * 86_400_000_000,
+        &columns,
+        1 << 30,
+    )
+    .await
+    .unwrap()
+    .expect("180 events fit in 1 GiB");
+
+    let parts = ctx
+        .read_table(cached.access.clone())
+        .unwrap()
+        .select_columns(&["user_id"])
+        .unwrap()
+        .collect_partitioned()
+        .await
+        .unwrap();
+    let users: Vec<std::collections::BTreeSet<String>> = parts
+        .iter()
+        .map(|p| {
+            p.iter()
+                .flat_map(|b| {
+                    let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+                        .unwrap();
+                    c.as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(users.len(), 2);
+    assert!(users[0].is_disjoint(&users[1]), "{users:?}");
+    assert_eq!(users[0].len() + users[1].len(), 12, "{users:?}");
+
+    ctx.deregister_table("access_events").unwrap();
+    ctx.register_table("access_events", cached.access.clone())
+        .unwrap();
+    let df = ctx
+        .sql(
+            "SELECT user_id, date_trunc('day', ts) AS day, count(*) AS n \
+             FROM access_events GROUP BY user_id, date_trunc('day', ts)",
+        )
+        .await
+        .unwrap();
+    let plan = df.clone().create_physical_plan().await.unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    assert!(
+        shown.contains("SinglePartitioned") && !shown.contains("RepartitionExec"),
+        "{shown}"
+    );
+    let groups = df.collect().await.unwrap();
+    let counts: Vec<i64> = groups
+        .iter()
+        .flat_map(|b| {
+            b.column(2)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(counts, vec![3; 60], "one row of 3 events per user and day");
+}
+
 #[tokio::test]
 async fn a_rule_with_a_wrong_column_type_is_rejected_by_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@
 //! events of the range plus that look-back, [`run_scoped`] runs one of them
 //! and keeps the alerts that end inside the range.
 
+pub mod partitioned;
 pub mod rule;
 pub mod sink;
 
@@ -31,10 +32,17 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::cast as cast_expr;
 use datafusion::optimizer::optimize_projections::OptimizeProjections;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::metrics::Time;
+use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 
+use self::partitioned::HashPartitioned;
 use self::rule::{Rule, View};
 use crate::schema::{self, alerts as a};
 
@@ -174,8 +182,21 @@ pub async fn register_views(
         let table: Arc<dyn TableProvider> =
             if v.materialize && rules.iter().filter(|r| v.used_by(r)).count() >= 2 {
                 let schema = Arc::new(df.schema().as_arrow().clone());
-                let parts = df.collect_partitioned().await.map_err(err)?;
-                Arc::new(MemTable::try_new(schema, parts).map_err(err)?)
+                let task = Arc::new(df.task_ctx());
+                let plan = df.create_physical_plan().await.map_err(err)?;
+                let parts = datafusion::physical_plan::collect_partitioned(plan.clone(), task)
+                    .await
+                    .map_err(err)?;
+                show_plan(&format!("view {}", v.name), &plan);
+                let mem = MemTable::try_new(schema, parts).map_err(err)?;
+                match hash_keys(&plan) {
+                    Some(keys) => Arc::new(HashPartitioned::new(
+                        mem,
+                        keys,
+                        plan.output_partitioning().partition_count(),
+                    )),
+                    None => Arc::new(mem),
+                }
             } else {
                 df.into_view()
             };
@@ -183,6 +204,31 @@ pub async fn register_views(
         ctx.register_table(v.name.as_str(), table).map_err(err)?;
     }
     Ok(())
+}
+
+/// With `EMRWATCH_PLANS` set, prints the plan `what` ran, with each
+/// operator's time and rows, for whoever tunes a rule; plans name tables and
+/// columns, never a value.
+fn show_plan(what: &str, plan: &Arc<dyn ExecutionPlan>) {
+    if std::env::var_os("EMRWATCH_PLANS").is_some() {
+        let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(false);
+        eprintln!("emrwatch: {what} ran this plan:\n{shown}");
+    }
+}
+
+/// The columns `plan`'s output is hash-partitioned by, as DataFusion
+/// reports it, when they are plain columns of its output.
+fn hash_keys(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<String>> {
+    let Partitioning::Hash(exprs, _) = plan.output_partitioning() else {
+        return None;
+    };
+    exprs
+        .iter()
+        .map(|e| {
+            e.downcast_ref::<Column>()
+                .map(|c| plan.schema().field(c.index()).name().clone())
+        })
+        .collect()
 }
 
 /// Every stored event the rules may read, before a range narrows them.
@@ -341,6 +387,7 @@ pub async fn cache(
     budget: usize,
 ) -> datafusion::error::Result<Option<(Events, usize)>> {
     let used = Arc::new(AtomicUsize::new(0));
+    let partitions = ctx.state().config().target_partitions();
     let mut tables = Vec::new();
     for (name, table) in all.tables() {
         let df = in_scope(ctx, table, range, lookback_us)?;
@@ -360,36 +407,73 @@ pub async fn cache(
             .collect();
         let df = df.select(keep)?;
         let arrow_schema = Arc::new(df.schema().as_arrow().clone());
-        let mut tasks = tokio::task::JoinSet::new();
+        // The access events are split by user as DataFusion's own
+        // repartitioning would hash them, so the table can say so
+        // (`partitioned`) and the groupings by user need no second pass.
+        let by_user = (name == crate::store::ACCESS_EVENTS)
+            .then(|| arrow_schema.index_of(schema::USER_ID).ok())
+            .flatten()
+            .map(|i| {
+                let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new(schema::USER_ID, i));
+                Partitioning::Hash(vec![key], partitions)
+            });
         let streams = df.execute_stream_partitioned().await?;
         let n = streams.len();
+        let outputs = if by_user.is_some() { partitions } else { n };
+        let mut tasks = tokio::task::JoinSet::new();
         for (i, mut stream) in streams.into_iter().enumerate() {
             let used = used.clone();
+            let mut split = by_user
+                .clone()
+                .map(|p| BatchPartitioner::try_new(p, Time::new(), i, n))
+                .transpose()?;
             // One task per partition, as `collect_partitioned` does: the
             // decoding runs in whoever polls the stream.
             tasks.spawn(async move {
-                let mut part = Vec::new();
+                let mut out = Vec::new();
                 while let Some(b) = stream.next().await {
-                    let b = compact_views(b?)?;
-                    let size = b.get_array_memory_size();
-                    if used.fetch_add(size, Ordering::Relaxed) + size > budget {
-                        return Ok((i, None));
+                    let mut keep = |o: usize, b: RecordBatch| -> datafusion::error::Result<bool> {
+                        let b = compact_views(b)?;
+                        let size = held_bytes(&b);
+                        out.push((o, b));
+                        Ok(used.fetch_add(size, Ordering::Relaxed) + size <= budget)
+                    };
+                    let fits = match split.as_mut() {
+                        None => keep(i, b?)?,
+                        Some(split) => {
+                            let mut fits = true;
+                            split.partition(b?, |o, b| {
+                                fits &= keep(o, b)?;
+                                Ok(())
+                            })?;
+                            fits
+                        }
+                    };
+                    if !fits {
+                        return Ok(None);
                     }
-                    part.push(b);
                 }
-                Ok::<_, datafusion::error::DataFusionError>((i, Some(part)))
+                Ok::<_, datafusion::error::DataFusionError>(Some(out))
             });
         }
-        let mut parts = vec![Vec::new(); n];
+        let mut parts = vec![Vec::new(); outputs];
         while let Some(done) = tasks.join_next().await {
-            let (i, part) =
+            let out =
                 done.map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
-            match part {
-                Some(p) => parts[i] = p,
+            match out {
+                Some(out) => out.into_iter().for_each(|(o, b)| parts[o].push(b)),
                 None => return Ok(None),
             }
         }
-        let t: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(arrow_schema, parts)?);
+        let mem = MemTable::try_new(arrow_schema, parts)?;
+        let t: Arc<dyn TableProvider> = match by_user {
+            Some(_) => Arc::new(HashPartitioned::new(
+                mem,
+                vec![schema::USER_ID.into()],
+                partitions,
+            )),
+            None => Arc::new(mem),
+        };
         tables.push(t);
     }
     let [access, system] = <[_; 2]>::try_from(tables).expect("two tables");
@@ -397,6 +481,25 @@ pub async fn cache(
         Events { access, system },
         used.load(Ordering::Relaxed),
     )))
+}
+
+/// The bytes `b`'s rows hold: a batch split by user is slices of one
+/// batch, and each slice's own size would count the buffers they share.
+fn held_bytes(b: &RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|c| match c.as_string_view_opt() {
+            Some(v) => {
+                v.len() * 16
+                    + v.data_buffers().iter().map(|d| d.len()).sum::<usize>()
+                    + v.nulls().map_or(0, |n| n.len().div_ceil(8))
+            }
+            None => c
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()),
+        })
+        .sum()
 }
 
 /// `b` with each text column's values that fit in a view (12 bytes or
@@ -504,8 +607,6 @@ pub async fn collect_alerts(
     run_id: &str,
 ) -> Result<Vec<Alert>, String> {
     let batches = if std::env::var_os("EMRWATCH_PLANS").is_some() {
-        // Each operator's time and rows, for whoever tunes a rule; plans
-        // name tables and columns, never a value.
         let task = df.task_ctx();
         let plan = df
             .create_physical_plan()
@@ -514,11 +615,7 @@ pub async fn collect_alerts(
         let batches = datafusion::physical_plan::collect(plan.clone(), Arc::new(task))
             .await
             .map_err(|e| format!("running: {e}"))?;
-        let shown = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
-            plan.as_ref(),
-        )
-        .indent(false);
-        eprintln!("emrwatch: rule {} ran this plan:\n{shown}", rule.id);
+        show_plan(&format!("rule {}", rule.id), &plan);
         batches
     } else {
         df.collect().await.map_err(|e| format!("running: {e}"))?

@@ -74,6 +74,12 @@ pub fn rules_config() -> Result<SessionConfig> {
     if unset("DATAFUSION_OPTIMIZER_REPARTITION_JOINS") {
         config.options_mut().optimizer.repartition_joins = false;
     }
+    // The cached events are partitioned by user (`detect::partitioned`):
+    // a grouping by user and anything else keeps those partitions instead of
+    // hashing each group's partial results into partitions of its own.
+    if unset("DATAFUSION_OPTIMIZER_SUBSET_REPARTITION_THRESHOLD") {
+        config.options_mut().optimizer.subset_repartition_threshold = 1;
+    }
     if unset("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD") {
         config
             .options_mut()
