@@ -373,6 +373,10 @@ pub const DEFAULT_MEMORY_CACHE_MIB: usize = 2048;
 /// there). The rules of the scope then read memory instead of each decoding
 /// the store's Parquet again.
 ///
+/// The access events are split by user into the session's
+/// `target_partitions`, and the table says so ([`partitioned`]): groupings
+/// by user, most of detection, then take one pass per partition.
+///
 /// Text is held as Utf8View: an id of 12 bytes or fewer lives in its
 /// 16-byte view, and the joins and groupings on ids, which are most of
 /// detection's work, compare and hash views instead of following offsets

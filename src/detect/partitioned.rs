@@ -11,10 +11,12 @@
 //! `Hash(user_id, day)`).
 //!
 //! The claim must be true: a table is only declared partitioned when its
-//! partitions were produced by DataFusion's own hash repartitioning (the
-//! events, [`super::cache`]) or by a plan whose output DataFusion reports as
-//! so partitioned (a materialized view, [`super::register_views`]), with as
-//! many partitions as the session's `target_partitions`.
+//! partitions were split by DataFusion's own hash partitioner
+//! (`BatchPartitioner`, which `RepartitionExec` uses; the events,
+//! [`super::cache`]) or come from a plan whose output DataFusion reports as
+//! so partitioned (a materialized view, [`super::register_views`]). A scan
+//! is declared only while it has that many partitions and keeps every key
+//! column.
 
 use std::fmt;
 use std::sync::Arc;
