@@ -10,30 +10,49 @@
 -- Habits are counted from the shared user_days view: a row per (user, day)
 -- with the hours of the day active in as bits. The events are read again
 -- only for the users with unusual hours.
-WITH days AS (
-    SELECT user_id, hours, count(*) OVER (PARTITION BY user_id) AS days
+--
+-- Per user: their days, the hours they were ever active in, and on how
+-- many days each hour of the day was active, h0 to h23, each day's bit for
+-- that hour summed (a cross join of the days with the 24 hours made ten
+-- million rows to count the same: the rule took 0.38 CPU-s, now 0.13, on
+-- 10 million events).
+WITH counts AS (
+    SELECT
+        user_id,
+        count(*) AS days,
+        bit_or(hours) AS seen,
+        sum((hours >> 0) & 1) AS h0, sum((hours >> 1) & 1) AS h1, sum((hours >> 2) & 1) AS h2,
+        sum((hours >> 3) & 1) AS h3, sum((hours >> 4) & 1) AS h4, sum((hours >> 5) & 1) AS h5,
+        sum((hours >> 6) & 1) AS h6, sum((hours >> 7) & 1) AS h7, sum((hours >> 8) & 1) AS h8,
+        sum((hours >> 9) & 1) AS h9, sum((hours >> 10) & 1) AS h10, sum((hours >> 11) & 1) AS h11,
+        sum((hours >> 12) & 1) AS h12, sum((hours >> 13) & 1) AS h13, sum((hours >> 14) & 1) AS h14,
+        sum((hours >> 15) & 1) AS h15, sum((hours >> 16) & 1) AS h16, sum((hours >> 17) & 1) AS h17,
+        sum((hours >> 18) & 1) AS h18, sum((hours >> 19) & 1) AS h19, sum((hours >> 20) & 1) AS h20,
+        sum((hours >> 21) & 1) AS h21, sum((hours >> 22) & 1) AS h22, sum((hours >> 23) & 1) AS h23
     FROM user_days
+    GROUP BY user_id
+    HAVING count(*) >= ${min_history_days}
 ),
--- A row per (user, hour) the user was active in: on how many days. The 24
--- hours on the left: a cross join emits a batch per row of its left input.
-habits AS (
-    SELECT d.user_id, h.hour, count(*) AS days_in_hour, max(d.days) AS days
-    FROM (SELECT unnest(range(24)) AS hour) h
-    CROSS JOIN days d
-    WHERE (d.hours >> h.hour) & 1 = 1
-    GROUP BY d.user_id, h.hour
-),
--- Per user, as bits: the hours they were ever active in, and their working
--- hours (active there on more than max_days_in_hour days).
+-- Their working hours, as bits: active there on more than
+-- max_days_in_hour days.
 usual AS (
     SELECT
         user_id,
-        bit_or(1 << hour) AS seen,
-        coalesce(bit_or(1 << hour) FILTER (WHERE days_in_hour > ${max_days_in_hour}), 0) AS working,
-        max(days) AS days
-    FROM habits
-    GROUP BY user_id
-    HAVING max(days) >= ${min_history_days}
+        days,
+        seen,
+        (CAST(h0 > ${max_days_in_hour} AS BIGINT) << 0) | (CAST(h1 > ${max_days_in_hour} AS BIGINT) << 1) |
+        (CAST(h2 > ${max_days_in_hour} AS BIGINT) << 2) | (CAST(h3 > ${max_days_in_hour} AS BIGINT) << 3) |
+        (CAST(h4 > ${max_days_in_hour} AS BIGINT) << 4) | (CAST(h5 > ${max_days_in_hour} AS BIGINT) << 5) |
+        (CAST(h6 > ${max_days_in_hour} AS BIGINT) << 6) | (CAST(h7 > ${max_days_in_hour} AS BIGINT) << 7) |
+        (CAST(h8 > ${max_days_in_hour} AS BIGINT) << 8) | (CAST(h9 > ${max_days_in_hour} AS BIGINT) << 9) |
+        (CAST(h10 > ${max_days_in_hour} AS BIGINT) << 10) | (CAST(h11 > ${max_days_in_hour} AS BIGINT) << 11) |
+        (CAST(h12 > ${max_days_in_hour} AS BIGINT) << 12) | (CAST(h13 > ${max_days_in_hour} AS BIGINT) << 13) |
+        (CAST(h14 > ${max_days_in_hour} AS BIGINT) << 14) | (CAST(h15 > ${max_days_in_hour} AS BIGINT) << 15) |
+        (CAST(h16 > ${max_days_in_hour} AS BIGINT) << 16) | (CAST(h17 > ${max_days_in_hour} AS BIGINT) << 17) |
+        (CAST(h18 > ${max_days_in_hour} AS BIGINT) << 18) | (CAST(h19 > ${max_days_in_hour} AS BIGINT) << 19) |
+        (CAST(h20 > ${max_days_in_hour} AS BIGINT) << 20) | (CAST(h21 > ${max_days_in_hour} AS BIGINT) << 21) |
+        (CAST(h22 > ${max_days_in_hour} AS BIGINT) << 22) | (CAST(h23 > ${max_days_in_hour} AS BIGINT) << 23) AS working
+    FROM counts
 ),
 -- Hours active in that are neither working hours nor next to one (overtime):
 -- the working hours turned one bit either way round the clock (23 and 0 are
