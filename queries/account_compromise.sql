@@ -26,19 +26,27 @@ WITH logins AS (
 success AS (
     SELECT user_id, src_ip, host, ts FROM logins WHERE NOT failed
 ),
+-- Each failure with the end of the window it counts in, computed once per
+-- failure: adding an interval to a timestamp is slow in arrow 59 (about
+-- 100 ns a row), and in the join's condition it ran for every candidate
+-- pair, 640,000 on 10 million events (the join: 97 ms, now 34 ms).
+failures AS (
+    SELECT user_id, src_ip, host, ts, ts + INTERVAL '${window_minutes}' MINUTE AS counts_until
+    FROM logins
+    WHERE failed
+),
 bursts AS (
     SELECT s.user_id, s.src_ip, s.host, s.ts AS success_ts,
            count(*) AS failures, min(f.ts) AS first_failure
     -- The failures first: DataFusion builds its hash table on the left
     -- input, and there are ten times fewer failures than successful logins.
-    FROM logins f
+    FROM failures f
     JOIN success s
       ON f.user_id = s.user_id
      AND f.src_ip = s.src_ip
      AND f.host = s.host
-     AND f.failed
      AND f.ts <= s.ts
-     AND f.ts >= s.ts - INTERVAL '${window_minutes}' MINUTE
+     AND s.ts <= f.counts_until
     GROUP BY s.user_id, s.src_ip, s.host, s.ts
     HAVING count(*) >= ${min_failures}
 )
