@@ -239,6 +239,30 @@ async fn neighbor_coworker_and_vip_snooping_alert_unless_explained() {
     alerts_unless_explained("vip_snooping", "p_vip", "VIP patient").await;
 }
 
+/// Only opens that succeeded count: a refused open alone raises nothing,
+/// and beside a successful one it is not among the alert's events. (The
+/// rules test the outcome in their aggregates' FILTERs, not in a WHERE.)
+#[tokio::test]
+async fn self_and_deceased_access_count_only_the_opens_that_succeeded() {
+    for (rule, user, patient) in [
+        ("self_access", "u1", "p_self"),
+        ("deceased_access", "u1", "p_dead"),
+    ] {
+        let refused = format!("2026-11-10T09:00:00Z,{user},{patient},view,failure");
+        assert!(run(rule, &refused, NO_CARE).await.is_empty(), "{rule}");
+        let both = format!("{refused}\n2026-11-10T09:05:00Z,{user},{patient},view");
+        let a = run(rule, &both, NO_CARE).await;
+        assert_eq!(a.len(), 1, "{rule}: {a:?}");
+        assert_eq!(a[0].event_count, 1, "{rule}");
+        assert_eq!(a[0].first_us, us("2026-11-10T09:05:00Z"), "{rule}");
+        assert!(
+            a[0].summary.contains(" 1 time(s)"),
+            "{rule}: {}",
+            a[0].summary
+        );
+    }
+}
+
 #[tokio::test]
 async fn deceased_access_alerts_for_a_nurse_not_for_him_closing_the_record() {
     let a = run(
