@@ -9,6 +9,11 @@
 -- Per patient first, then per user and day: count(DISTINCT) and
 -- array_agg(DISTINCT) keep a hash set per group, which on a 10-million-event
 -- store cost more than everything else in this rule.
+-- chart_access's opens, read straight from the events with the rare
+-- actions tested first (DataFusion tests a WHERE's conditions in the order
+-- written, and the view's come before a rule's: 57 ms over 10 million
+-- events, 25 ms this way round); the staff table is joined to the grouped
+-- rows.
 WITH per_patient AS (
     SELECT
         a.user_id,
@@ -16,13 +21,20 @@ WITH per_patient AS (
         a.patient_id,
         bool_or(a.action = 'export') AS exported,
         bool_or(a.action = 'print') AS printed,
-        max(a.role) AS role,
         min(a.ts) AS first_ts,
         max(a.ts) AS last_ts,
         count(*) AS events
-    FROM chart_access a
+    FROM access_events a
     WHERE a.action IN ('export', 'print')
+      AND a.outcome = 'success'
+      AND a.patient_id IS NOT NULL
     GROUP BY a.user_id, date_trunc('day', a.ts), a.patient_id
+),
+-- The staff table on the left: DataFusion builds its hash table there.
+with_role AS (
+    SELECT p.*, s.role
+    FROM staff s
+    RIGHT JOIN per_patient p ON s.user_id = p.user_id
 )
 SELECT
     user_id,
@@ -39,7 +51,7 @@ SELECT
            ' patients'' charts on ', CAST(CAST(min(first_ts) AS DATE) AS VARCHAR),
            ' between ', CAST(min(first_ts) AS VARCHAR), ' and ', CAST(max(last_ts) AS VARCHAR),
            ': check for a release request or a data theft') AS summary
-FROM per_patient
+FROM with_role
 GROUP BY user_id, day
 HAVING count(*) FILTER (WHERE exported) >= ${min_exports}
     OR (count(*) FILTER (WHERE printed) >= ${min_prints}

@@ -397,6 +397,12 @@ async fn bulk_export_alerts_on_exports_not_on_him_release_of_information() {
     // The same 30 prints by a nurse are not HIM's work.
     let nurse = prints.replace(",u3,", ",u1,");
     assert_eq!(run("bulk_export", &nurse, NO_CARE).await.len(), 1);
+    // Refused exports are not exports: two of the nine fail, seven stay
+    // under the eight it takes.
+    let refused = exports
+        .replacen(",p_a,export\n", ",p_a,export,failure\n", 1)
+        .replacen(",p_b,export\n", ",p_b,export,failure\n", 1);
+    assert!(run("bulk_export", &refused, NO_CARE).await.is_empty());
 }
 
 #[tokio::test]
