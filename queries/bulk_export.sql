@@ -12,7 +12,7 @@
 -- chart_access's opens, read straight from the events with the rare
 -- actions tested first (DataFusion tests a WHERE's conditions in the order
 -- written, and the view's come before a rule's: 57 ms over 10 million
--- events, 25 ms this way round); the staff table is joined to the grouped
+-- events, 46 ms this way round); the staff table is joined to the grouped
 -- rows.
 WITH per_patient AS (
     SELECT
