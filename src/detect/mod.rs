@@ -37,7 +37,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::repartition::BatchPartitioner;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
@@ -189,14 +189,7 @@ pub async fn register_views(
                     .map_err(err)?;
                 show_plan(&format!("view {}", v.name), &plan);
                 let mem = MemTable::try_new(schema, parts).map_err(err)?;
-                match hash_keys(&plan) {
-                    Some(keys) => Arc::new(HashPartitioned::new(
-                        mem,
-                        keys,
-                        plan.output_partitioning().partition_count(),
-                    )),
-                    None => Arc::new(mem),
-                }
+                HashPartitioned::of_plan_output(mem, plan.as_ref())
             } else {
                 df.into_view()
             };
@@ -214,21 +207,6 @@ fn show_plan(what: &str, plan: &Arc<dyn ExecutionPlan>) {
         let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(false);
         eprintln!("emrwatch: {what} ran this plan:\n{shown}");
     }
-}
-
-/// The columns `plan`'s output is hash-partitioned by, as DataFusion
-/// reports it, when they are plain columns of its output.
-fn hash_keys(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<String>> {
-    let Partitioning::Hash(exprs, _) = plan.output_partitioning() else {
-        return None;
-    };
-    exprs
-        .iter()
-        .map(|e| {
-            e.downcast_ref::<Column>()
-                .map(|c| plan.schema().field(c.index()).name().clone())
-        })
-        .collect()
 }
 
 /// Every stored event the rules may read, before a range narrows them.
@@ -471,11 +449,7 @@ pub async fn cache(
         }
         let mem = MemTable::try_new(arrow_schema, parts)?;
         let t: Arc<dyn TableProvider> = match by_user {
-            Some(_) => Arc::new(HashPartitioned::new(
-                mem,
-                vec![schema::USER_ID.into()],
-                partitions,
-            )),
+            Some(_) => Arc::new(HashPartitioned::new(mem, vec![schema::USER_ID.into()])),
             None => Arc::new(mem),
         };
         tables.push(t);

@@ -50,11 +50,33 @@ pub struct HashPartitioned {
 impl HashPartitioned {
     /// `inner`'s partitions, declared hash-partitioned by `keys` (columns of
     /// its schema). The caller vouches for the claim (module docs).
-    pub fn new(inner: MemTable, keys: Vec<String>, partitions: usize) -> Self {
+    pub fn new(inner: MemTable, keys: Vec<String>) -> Self {
+        let partitions = inner.batches.len();
         Self {
             inner,
             keys,
             partitions,
+        }
+    }
+
+    /// `inner`, holding `plan`'s output partition for partition, declared
+    /// partitioned as DataFusion reports that output when it is a hash of
+    /// plain columns; a plain [`MemTable`] otherwise.
+    pub fn of_plan_output(inner: MemTable, plan: &dyn ExecutionPlan) -> Arc<dyn TableProvider> {
+        let Partitioning::Hash(exprs, _) = plan.output_partitioning() else {
+            return Arc::new(inner);
+        };
+        let schema = plan.schema();
+        let keys = exprs
+            .iter()
+            .map(|e| {
+                e.downcast_ref::<Column>()
+                    .map(|c| schema.field(c.index()).name().clone())
+            })
+            .collect::<Option<Vec<_>>>();
+        match keys {
+            Some(keys) => Arc::new(Self::new(inner, keys)),
+            None => Arc::new(inner),
         }
     }
 }
@@ -243,7 +265,7 @@ mod tests {
             vec![part(["a", "a", "b"]), part(["c", "d", "d"])],
         )
         .unwrap();
-        HashPartitioned::new(mem, vec!["k".into()], 2)
+        HashPartitioned::new(mem, vec!["k".into()])
     }
 
     async fn scan(t: &HashPartitioned, projection: &[usize]) -> Arc<dyn ExecutionPlan> {
@@ -274,6 +296,39 @@ mod tests {
             "{:?}",
             values.output_partitioning()
         );
+    }
+
+    /// A materialized view keeps the partitioning its plan reported, by the
+    /// column's name in its own schema, and nothing when the plan's output
+    /// is not hashed.
+    #[tokio::test]
+    async fn a_plans_output_keeps_the_hash_the_plan_reports() {
+        let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_table("t", Arc::new(table())).unwrap();
+        for (sql, hashed) in [
+            ("SELECT count(*) AS n, k AS key FROM t GROUP BY k", true),
+            ("SELECT v FROM t", false),
+        ] {
+            let df = ctx.sql(sql).await.unwrap();
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let plan = df.create_physical_plan().await.unwrap();
+            let parts =
+                datafusion::physical_plan::collect_partitioned(plan.clone(), ctx.task_ctx())
+                    .await
+                    .unwrap();
+            let mem = MemTable::try_new(schema, parts).unwrap();
+            let t = HashPartitioned::of_plan_output(mem, plan.as_ref());
+            let scanned = t.scan(&ctx.state(), None, &[], None).await.unwrap();
+            match scanned.output_partitioning() {
+                Partitioning::Hash(exprs, 2) if hashed => {
+                    let c = exprs[0].downcast_ref::<Column>().unwrap();
+                    assert_eq!((c.name(), c.index()), ("key", 1), "{sql}");
+                }
+                Partitioning::UnknownPartitioning(_) if !hashed => {}
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
     }
 
     /// Joins choose their build side by row counts: the declaration must
