@@ -20,6 +20,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
+use crate::functions::care::Care;
 use crate::ingest::timestamp::{days_from_civil, parse_rfc3339};
 use crate::schema;
 
@@ -236,6 +237,9 @@ pub struct Reference {
     pub dir: PathBuf,
     /// (table name, rows).
     pub tables: Vec<(&'static str, RecordBatch)>,
+    /// `care_relationship` over `staff` and `encounters`: every session
+    /// these tables are registered in shares its index.
+    care: Care,
 }
 
 impl Reference {
@@ -259,10 +263,27 @@ impl Reference {
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            tables,
-        })
+        Ok(Self::of(dir.to_path_buf(), tables))
+    }
+
+    fn of(dir: PathBuf, tables: Vec<(&'static str, RecordBatch)>) -> Self {
+        let table = |name: &str| {
+            tables
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, b)| b.clone())
+                .expect("every reference table is loaded")
+        };
+        let care = Care::new(table("staff"), table("encounters"));
+        Self { dir, tables, care }
+    }
+
+    /// Prepares what `care_relationship` looks accesses up in (an index of
+    /// the encounters), so that its first call does not build it. Detect
+    /// calls this on the thread that read the tables when a rule or view
+    /// calls the function.
+    pub fn prepare_care(&self) -> Result<()> {
+        Ok(self.care.prepare()?)
     }
 
     /// Empty tables with the right columns, for sessions without `--ref`:
@@ -272,10 +293,7 @@ impl Reference {
             .iter()
             .map(|(name, cols)| (*name, RecordBatch::new_empty(schema_of(cols))))
             .collect();
-        Self {
-            dir: PathBuf::new(),
-            tables,
-        }
+        Self::of(PathBuf::new(), tables)
     }
 
     /// Registers every table in `ctx` under its name (in place of any
@@ -287,17 +305,7 @@ impl Reference {
             ctx.deregister_table(*name)?;
             ctx.register_table(*name, Arc::new(table))?;
         }
-        let table = |name: &str| {
-            self.tables
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, b)| b.clone())
-                .expect("every reference table is loaded")
-        };
-        ctx.register_udf(crate::functions::care::care_relationship(
-            table("staff"),
-            table("encounters"),
-        ));
+        ctx.register_udf(self.care.udf());
         Ok(())
     }
 
