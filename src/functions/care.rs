@@ -12,8 +12,9 @@
 //! DataFusion hashed and compared every chart open twice (by patient and
 //! department, then by patient and user) and copied the unmatched ones out
 //! between the joins; here each open costs a lookup of its patient's few
-//! encounters. The index is built on the first call, so sessions that never
-//! call the function never pay for it.
+//! encounters. The index is built on the first call (so sessions that never
+//! call the function never pay for it), or ahead of it by [`Care::prepare`]
+//! (`emrwatch detect` does so while it reads the events).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
