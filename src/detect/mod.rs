@@ -14,6 +14,7 @@
 pub mod partitioned;
 pub mod rule;
 pub mod sink;
+pub mod vocabulary;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,7 +25,9 @@ use arrow::array::{
     StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
@@ -388,7 +391,22 @@ pub async fn cache(
             })
             .collect();
         let df = df.select(keep)?;
-        let arrow_schema = Arc::new(df.schema().as_arrow().clone());
+        let read = df.schema().as_arrow().clone();
+        // The columns held as dictionaries (vocabulary.rs), by index.
+        let encoded: Vec<usize> = vocabulary::COLUMNS
+            .iter()
+            .filter_map(|c| read.index_of(c).ok())
+            .collect();
+        let fields: Vec<Field> = read
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match encoded.contains(&i) {
+                true => f.as_ref().clone().with_data_type(vocabulary::data_type()),
+                false => f.as_ref().clone(),
+            })
+            .collect();
+        let arrow_schema = Arc::new(Schema::new_with_metadata(fields, read.metadata().clone()));
         // The access events are split by user as DataFusion's own
         // repartitioning would hash them, so the table can say so
         // (`partitioned`) and the groupings by user need no second pass.
@@ -405,6 +423,7 @@ pub async fn cache(
         let mut tasks = tokio::task::JoinSet::new();
         for (i, mut stream) in streams.into_iter().enumerate() {
             let used = used.clone();
+            let (schema, encoded) = (arrow_schema.clone(), encoded.clone());
             let mut split = by_user
                 .clone()
                 .map(|p| BatchPartitioner::try_new(p, Time::new(), i, n))
@@ -414,6 +433,7 @@ pub async fn cache(
             tasks.spawn(async move {
                 let mut out = Vec::new();
                 while let Some(b) = stream.next().await {
+                    let b = encode_vocabulary(b?, &schema, &encoded)?;
                     let mut keep = |o: usize, b: RecordBatch| -> datafusion::error::Result<bool> {
                         let b = compact_views(b)?;
                         let size = held_bytes(&b);
@@ -421,10 +441,10 @@ pub async fn cache(
                         Ok(used.fetch_add(size, Ordering::Relaxed) + size <= budget)
                     };
                     let fits = match split.as_mut() {
-                        None => keep(i, b?)?,
+                        None => keep(i, b)?,
                         Some(split) => {
                             let mut fits = true;
-                            split.partition(b?, |o, b| {
+                            split.partition(b, |o, b| {
                                 fits &= keep(o, b)?;
                                 Ok(())
                             })?;
@@ -459,6 +479,19 @@ pub async fn cache(
         Events { access, system },
         used.load(Ordering::Relaxed),
     )))
+}
+
+/// `b` with its `encoded` columns as dictionaries, in `schema`.
+fn encode_vocabulary(
+    b: RecordBatch,
+    schema: &SchemaRef,
+    encoded: &[usize],
+) -> datafusion::error::Result<RecordBatch> {
+    let mut columns = b.columns().to_vec();
+    for &i in encoded {
+        columns[i] = vocabulary::encode(&columns[i])?;
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The bytes `b`'s rows hold: a batch split by user is slices of one
