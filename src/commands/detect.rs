@@ -588,6 +588,7 @@ pub async fn detect_new(
         system: ctx.table_provider(SYSTEM_EVENTS).await?,
     };
     let (found, ran) = run_rules_over(&ctx, &all, detection).await?;
+    let t = Instant::now();
     // Alerts raised by earlier runs are not raised again.
     let known: HashSet<String> = ctx
         .sql("SELECT alert_id FROM alerts")
@@ -612,6 +613,10 @@ pub async fn detect_new(
         .filter(|a| !known.contains(&a.alert_id))
         .collect();
     let suppressed = total - new.len();
+    verbose(&format!(
+        "alerts of earlier runs read in {:.2}s",
+        t.elapsed().as_secs_f64()
+    ));
     Ok((new, suppressed, ran))
 }
 
