@@ -60,6 +60,8 @@ pub fn config() -> Result<SessionConfig> {
 /// (events into memory on 10 million events, alternating: 1.47/1.47 s to
 /// 1.10/1.06 s).
 ///
+/// And a batch holds a row group of the store, not 8,192 rows (below).
+///
 /// A `DATAFUSION_*` variable for any of these settings still decides when it is set.
 pub fn rules_config() -> Result<SessionConfig> {
     let mut config = config()?;
@@ -85,6 +87,15 @@ pub fn rules_config() -> Result<SessionConfig> {
             .options_mut()
             .execution
             .skip_partial_aggregation_probe_ratio_threshold = 0.5;
+    }
+    // Batches of a row group of the store (DataFusion's default: 8,192
+    // rows, split in two by user when the events are kept in memory). The
+    // rules make a dozen passes over every event, and each pass pays per
+    // batch: expressions set up, hash buffers sized, arrays allocated,
+    // groups emitted. Detect on 10 million events, alternating, user CPU
+    // 4.6-4.7 -> 4.0-4.2 s, wall 2.85-2.88 -> 2.44-2.63 s (the same alerts).
+    if unset("DATAFUSION_EXECUTION_BATCH_SIZE") {
+        config = config.with_batch_size(crate::store::ROW_GROUP_ROWS);
     }
     Ok(config)
 }
@@ -176,6 +187,26 @@ mod tests {
     async fn rule_sessions_group_once_when_a_first_pass_merges_little() {
         assert_eq!(rows_passed_ungrouped(config().unwrap()).await, 0);
         assert!(rows_passed_ungrouped(rules_config().unwrap()).await > 0);
+    }
+
+    #[tokio::test]
+    async fn rule_sessions_pass_a_row_group_per_batch() {
+        let largest = |config: SessionConfig| async move {
+            let ctx = SessionContext::new_with_config(config.with_target_partitions(1));
+            let batches = ctx
+                .sql("SELECT v FROM generate_series(1, 300000) AS t(v)")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            batches.iter().map(|b| b.num_rows()).max().unwrap()
+        };
+        assert_eq!(largest(config().unwrap()).await, 8192);
+        assert_eq!(
+            largest(rules_config().unwrap()).await,
+            crate::store::ROW_GROUP_ROWS
+        );
     }
 
     #[tokio::test]

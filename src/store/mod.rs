@@ -222,7 +222,7 @@ impl Store {
 
 /// Rows per Parquet row group: small enough that an open file per partition
 /// holds little in memory, large enough for good compression and pruning.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Rows after which every open file is finished and uploaded. Memory then
 /// stays flat however large the input: files finished mid-run only become
