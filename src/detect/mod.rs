@@ -513,16 +513,23 @@ fn held_bytes(b: &RecordBatch) -> usize {
         .sum()
 }
 
-/// `b` with each text column's values that fit in a view (12 bytes or
-/// fewer: ids, actions, outcomes) held in the view alone: the cast from
-/// Utf8 keeps the whole value buffer alive behind the views.
+/// `b` with each text column whose buffers outweigh its views holding the
+/// values that fit in a view (12 bytes or fewer: ids) in the view alone: a
+/// batch split by user, or cast from Utf8, keeps the whole value buffer
+/// alive behind the views.
 fn compact_views(b: RecordBatch) -> datafusion::error::Result<RecordBatch> {
     let columns = b
         .columns()
         .iter()
         .map(|c| match c.as_string_view_opt() {
-            Some(v) => Arc::new(v.gc()) as ArrayRef,
-            None => c.clone(),
+            // Buffers no larger than the views (a Parquet dictionary page's
+            // values, shared by the batches of a row group) are kept:
+            // compacting copied every view of every batch, 1.4 % of a detect
+            // run's CPU.
+            Some(v) if v.data_buffers().iter().map(|d| d.len()).sum::<usize>() > v.len() * 16 => {
+                Arc::new(v.gc()) as ArrayRef
+            }
+            _ => c.clone(),
         })
         .collect();
     Ok(RecordBatch::try_new(b.schema(), columns)?)
@@ -1090,13 +1097,12 @@ mod tests {
     #[test]
     fn compacted_views_keep_every_value_and_only_the_long_ones_bytes() {
         let long = "a value longer than twelve bytes";
-        let text: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
-            Some("u0412"),
-            None,
-            Some(long),
-            Some("MRN0384289"),
-        ]));
-        let views = cast(&text, &DataType::Utf8View).unwrap();
+        // Four rows of a thousand, as a split batch is: the cast's buffer
+        // holds all thousand values.
+        let mut values = vec![Some("u0412"), None, Some(long), Some("MRN0384289")];
+        values.extend(std::iter::repeat_n(Some("MRN0000001"), 996));
+        let text: ArrayRef = Arc::new(arrow::array::StringArray::from(values));
+        let views = cast(&text, &DataType::Utf8View).unwrap().slice(0, 4);
         let b = RecordBatch::try_from_iter([("t", views)]).unwrap();
         let before = b.get_array_memory_size();
         let b = compact_views(b).unwrap();
@@ -1112,6 +1118,21 @@ mod tests {
             "only the long value is held beside the views"
         );
         assert!(b.get_array_memory_size() < before);
+    }
+
+    #[test]
+    fn views_whose_buffers_are_no_larger_than_they_are_stay_as_they_are() {
+        let text: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
+            Some("u0412"),
+            Some("a value longer than twelve bytes"),
+            Some("MRN0384289"),
+        ]));
+        let views = cast(&text, &DataType::Utf8View).unwrap();
+        let buffer = views.as_string_view().data_buffers()[0].as_ptr();
+        let b = compact_views(RecordBatch::try_from_iter([("t", views)]).unwrap()).unwrap();
+        let v = b.column(0).as_string_view();
+        assert_eq!(v.data_buffers().len(), 1);
+        assert_eq!(v.data_buffers()[0].as_ptr(), buffer, "not copied");
     }
 
     #[test]
