@@ -501,9 +501,7 @@ fn held_bytes(b: &RecordBatch) -> usize {
         .iter()
         .map(|c| match c.as_string_view_opt() {
             Some(v) => {
-                v.len() * 16
-                    + v.data_buffers().iter().map(|d| d.len()).sum::<usize>()
-                    + v.nulls().map_or(0, |n| n.len().div_ceil(8))
+                v.len() * 16 + buffer_bytes(v) + v.nulls().map_or(0, |n| n.len().div_ceil(8))
             }
             None => c
                 .to_data()
@@ -511,6 +509,11 @@ fn held_bytes(b: &RecordBatch) -> usize {
                 .unwrap_or_else(|_| c.get_array_memory_size()),
         })
         .sum()
+}
+
+/// The bytes of the buffers behind `v`'s views.
+fn buffer_bytes(v: &arrow::array::StringViewArray) -> usize {
+    v.data_buffers().iter().map(|d| d.len()).sum()
 }
 
 /// `b` with each text column whose buffers outweigh its views holding the
@@ -526,9 +529,7 @@ fn compact_views(b: RecordBatch) -> datafusion::error::Result<RecordBatch> {
             // values, shared by the batches of a row group) are kept:
             // compacting copied every view of every batch, 1.4 % of a detect
             // run's CPU.
-            Some(v) if v.data_buffers().iter().map(|d| d.len()).sum::<usize>() > v.len() * 16 => {
-                Arc::new(v.gc()) as ArrayRef
-            }
+            Some(v) if buffer_bytes(v) > v.len() * 16 => Arc::new(v.gc()) as ArrayRef,
             _ => c.clone(),
         })
         .collect();

@@ -40,16 +40,22 @@ pub struct Utc {
     inner: Arc<ScalarUDF>,
 }
 
-/// Microseconds in one unit of `granularity`, for the granularities whose
-/// length never varies in UTC.
-fn unit_us(granularity: &str) -> Option<i64> {
-    match granularity.to_ascii_lowercase().as_str() {
-        "second" => Some(1_000_000),
-        "minute" => Some(60_000_000),
-        "hour" => Some(3_600_000_000),
-        "day" => Some(86_400_000_000),
-        _ => None,
-    }
+/// `ts` truncated to `granularity`, for the granularities whose length
+/// never varies in UTC. Each unit is a constant, and `floor` inlined: a
+/// division by a constant is a multiplication, by a variable a hardware
+/// divide (the group key of user_days and after_hours' hours: 10 million
+/// values each).
+fn floor_to(
+    granularity: &str,
+    ts: &TimestampMicrosecondArray,
+) -> Option<TimestampMicrosecondArray> {
+    Some(match granularity.to_ascii_lowercase().as_str() {
+        "second" => ts.unary(floor::<1_000_000>),
+        "minute" => ts.unary(floor::<60_000_000>),
+        "hour" => ts.unary(floor::<3_600_000_000>),
+        "day" => ts.unary(floor::<86_400_000_000>),
+        _ => return None,
+    })
 }
 
 /// Whether `tz` names UTC (arrow accepts these spellings).
@@ -83,19 +89,8 @@ fn utc_call(args: &[ColumnarValue]) -> Option<(&str, &dyn Array)> {
 /// `date_trunc`'s fast path, when it applies: `None` sends the call to DataFusion.
 fn truncate_utc(args: &[ColumnarValue]) -> Option<ColumnarValue> {
     let (granularity, ts) = utc_call(args)?;
-    let unit = unit_us(granularity)?;
     let ts = ts.as_primitive::<TimestampMicrosecondType>();
-    // Each unit a constant: a division by a constant is a multiplication,
-    // by a variable a hardware divide (the group key of user_days and
-    // after_hours' hours: 10 million values each).
-    let out: TimestampMicrosecondArray = match unit {
-        1_000_000 => ts.unary(floor::<1_000_000>),
-        60_000_000 => ts.unary(floor::<60_000_000>),
-        3_600_000_000 => ts.unary(floor::<3_600_000_000>),
-        86_400_000_000 => ts.unary(floor::<86_400_000_000>),
-        _ => ts.unary(|v| v - v.rem_euclid(unit)),
-    };
-    let out = out.with_timezone_opt(ts.timezone());
+    let out = floor_to(granularity, ts)?.with_timezone_opt(ts.timezone());
     Some(ColumnarValue::Array(Arc::new(out)))
 }
 
